@@ -1,0 +1,380 @@
+"""The `tagjoin` command line.
+
+Node-side commands import their dependencies lazily so `tagjoin targets` starts fast on a small
+instance. `console` and `sim` are contributed by the tui and sim packages through the
+`tagjoin.commands` entry-point group, which keeps core free of both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from core.errors import EXIT_FAILED, EXIT_USAGE, TagjoinError
+
+if TYPE_CHECKING:
+    from core.consul import ConsulClient
+    from core.ec2 import TagStore
+    from core.settings import AwsSettings, Scope
+
+CORE_COMMANDS = ("targets", "reconcile", "watch-handler", "keep", "status", "deploy-kit")
+PLUGIN_GROUP = "tagjoin.commands"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(load_plugins=_wants_plugins(args_list))
+    args = parser.parse_args(args_list)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except TagjoinError as exc:
+        print(f"tagjoin {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _wants_plugins(argv: list[str]) -> bool:
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first is None or first not in CORE_COMMANDS
+
+
+def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tagjoin",
+        description="Keep Consul's join target in an EC2 tag that follows the Raft leader.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    consul, aws = consul_flags(), aws_flags()
+
+    p = sub.add_parser(
+        "targets",
+        parents=[aws],
+        help="print join addresses, best first (for boot scripts and -retry-join)",
+        description="Join addresses from the leader tag, highest term first, never this node's own.",
+    )
+    p.add_argument(
+        "discover",
+        nargs="?",
+        help='Consul cloud auto-join string, e.g. "provider=aws tag_key=consul-leader region=eu-west-1"',
+    )
+    p.add_argument("--format", choices=("lines", "flags", "json"), default="lines")
+    p.add_argument(
+        "--fallback-tag", metavar="KEY[=VALUE]", help="instances to join when no leader tag exists"
+    )
+    p.add_argument(
+        "--self", dest="self_addrs", action="append", metavar="ADDR", help="this node's address (repeatable)"
+    )
+    p.set_defaults(handler=cmd_targets)
+
+    p = sub.add_parser("reconcile", parents=[consul, aws], help="one handoff pass on this node")
+    p.add_argument("--dry-run", action="store_true", help="plan only; write nothing")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=cmd_reconcile)
+
+    p = sub.add_parser(
+        "watch-handler",
+        parents=[consul, aws],
+        help="handler for `consul watch -type=nodes|checks` (payload on stdin)",
+        description=(
+            "Reconciles once per watch event. Transient faults exit 0: a non-zero exit stops consul watch."
+        ),
+    )
+    p.set_defaults(handler=cmd_watch_handler)
+
+    p = sub.add_parser("keep", parents=[consul, aws], help="long-running keeper (systemd)")
+    p.add_argument(
+        "--interval", type=_seconds, default=5.0, metavar="D", help="poll/blocking wait (default 5s)"
+    )
+    p.add_argument(
+        "--anti-entropy",
+        type=_seconds,
+        default=60.0,
+        metavar="D",
+        help="pass at least this often (default 60s)",
+    )
+    p.set_defaults(handler=cmd_keep)
+
+    p = sub.add_parser("status", parents=[consul, aws], help="leader, members, tagged instances, drift")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--check", action="store_true", help="exit 1 when any drift is found")
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("deploy-kit", help="IAM policy, consul watch config, systemd unit, retry_join line")
+    p.add_argument("--cluster", help="cluster name (the consul-cluster tag value)")
+    p.add_argument("--tag-key", default=None)
+    p.add_argument("--region", default=None)
+    p.add_argument("--out", metavar="DIR", help="write the files into DIR instead of printing them")
+    p.set_defaults(handler=cmd_deploy_kit)
+
+    if load_plugins:
+        _load_plugins(sub)
+    return parser
+
+
+def _load_plugins(sub: Any) -> None:
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:  # e.g. installed without the console extra
+            sub.add_parser(ep.name, help=f"unavailable: {exc}")
+            continue
+        register(sub)
+
+
+def _seconds(text: str) -> float:
+    """Accept `5`, `5s`, `250ms`, `2m`, as operators write durations for Consul."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            number, scale = text[: -len(suffix)], units[suffix]
+            break
+    else:
+        number, scale = text, 1.0
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 5s, 250ms, 2m)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
+    return value
+
+
+def consul_flags() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("Consul (flags win over CONSUL_* env vars)")
+    g.add_argument("--http-addr", help="agent address (CONSUL_HTTP_ADDR, default 127.0.0.1:8500)")
+    g.add_argument("--token", help="ACL token (CONSUL_HTTP_TOKEN); prefer --token-file")
+    g.add_argument("--token-file", help="file holding the ACL token (CONSUL_HTTP_TOKEN_FILE)")
+    g.add_argument("--ca-file", help="CA certificate (CONSUL_CACERT)")
+    g.add_argument("--ca-path", help="directory of CA certificates (CONSUL_CAPATH)")
+    g.add_argument("--client-cert", help="client certificate (CONSUL_CLIENT_CERT)")
+    g.add_argument("--client-key", help="client key (CONSUL_CLIENT_KEY)")
+    g.add_argument("--tls-server-name", help="server name to verify (CONSUL_TLS_SERVER_NAME)")
+    return p
+
+
+def aws_flags() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("EC2 (flags win over env vars)")
+    g.add_argument("--region", help="AWS region (AWS_REGION / AWS_DEFAULT_REGION)")
+    g.add_argument("--endpoint-url", help="EC2 endpoint (AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL)")
+    g.add_argument("--tag-key", help="leader tag key (TAGJOIN_TAG_KEY, default consul-leader)")
+    g.add_argument("--cluster", help="cluster name scoping every read and write (TAGJOIN_CLUSTER)")
+    g.add_argument(
+        "--instance-id", help="this node's instance id, instead of a lookup by IP (TAGJOIN_INSTANCE_ID)"
+    )
+    return p
+
+
+# --- wiring -------------------------------------------------------------------------------------
+
+
+def _scope(args: argparse.Namespace, tag_key: str | None = None) -> Scope:
+    from core.settings import scope_from_env
+
+    return scope_from_env(os.environ, tag_key=tag_key or args.tag_key, cluster=args.cluster)
+
+
+def _aws(args: argparse.Namespace, *, region: str | None = None, endpoint: str | None = None) -> AwsSettings:
+    from core.settings import aws_from_env
+
+    return aws_from_env(
+        os.environ,
+        region=region or args.region,
+        endpoint_url=endpoint or args.endpoint_url,
+        instance_id=getattr(args, "instance_id", None),
+    )
+
+
+def _store(aws: AwsSettings, scope: Scope) -> TagStore:
+    from core.clock import SystemClock, system_random
+    from core.ec2 import TagStore, make_ec2_client
+
+    return TagStore(
+        make_ec2_client(aws), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts
+    )
+
+
+def _consul(args: argparse.Namespace) -> ConsulClient:
+    from core.consul import ConsulClient
+    from core.consul_settings import consul_settings_from_env
+
+    settings = consul_settings_from_env(
+        os.environ,
+        http_addr=args.http_addr,
+        token=args.token,
+        token_file=args.token_file,
+        ca_file=args.ca_file,
+        ca_path=args.ca_path,
+        client_cert=args.client_cert,
+        client_key=args.client_key,
+        tls_server_name=args.tls_server_name,
+    )
+    return ConsulClient(settings)
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    from core.discover import DiscoverSpec, local_addresses, parse_discover, select_targets
+    from core.errors import NothingToJoin
+
+    spec = parse_discover(args.discover) if args.discover else DiscoverSpec()
+    scope = _scope(args, spec.tag_key)
+    store = _store(_aws(args, region=spec.region, endpoint=spec.endpoint), scope)
+    tagged = store.tagged_instances(key=scope.tag_key, value=spec.tag_value)
+    fallback = []
+    if not tagged and args.fallback_tag:
+        key, _, value = args.fallback_tag.partition("=")
+        fallback = store.tagged_instances(key=key, value=value or None)
+    own = set(args.self_addrs or ()) | local_addresses()
+    targets = select_targets(
+        tagged,
+        tag_key=scope.tag_key,
+        own_addresses=own,
+        addr_type=spec.addr_type,
+        tag_value=spec.tag_value,
+        fallback=fallback,
+    )
+    if args.format == "json" or targets.addresses:
+        sys.stdout.write(targets.render(args.format))
+    if not targets.addresses:
+        where = f" in cluster {scope.cluster}" if scope.cluster else ""
+        raise NothingToJoin(f"no running instance{where} carries tag {scope.tag_key} (other than this node)")
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    import json
+
+    from core.clock import SystemClock
+    from core.handoff import Decision, run_pass
+
+    aws = _aws(args)
+    with _consul(args) as consul:
+        report = run_pass(
+            consul,
+            _store(aws, _scope(args)),
+            SystemClock(),
+            instance_id=aws.instance_id,
+            dry_run=args.dry_run,
+        )
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.summary())
+    return EXIT_FAILED if report.decision is Decision.SELF_NOT_RUNNING else 0
+
+
+def cmd_watch_handler(args: argparse.Namespace) -> int:
+    from core.clock import SystemClock
+    from core.errors import ConfigError
+    from core.handoff import run_pass
+    from core.watch import PayloadError, parse_index, parse_payload
+
+    index = parse_index(os.environ.get("CONSUL_INDEX"))
+    trigger = f"index {index}" if index is not None else "no CONSUL_INDEX"
+    try:
+        payload = parse_payload(sys.stdin.read())
+        trigger = f"{payload.kind.value} watch, {payload.count} entries, {trigger}"
+    except PayloadError as exc:
+        # The payload is only a trigger; reconciling from live state is still right.
+        print(f"tagjoin watch-handler: ignoring bad payload: {exc}", file=sys.stderr)
+    try:
+        aws = _aws(args)
+        with _consul(args) as consul:
+            report = run_pass(consul, _store(aws, _scope(args)), SystemClock(), instance_id=aws.instance_id)
+    except ConfigError:
+        raise
+    except TagjoinError as exc:
+        # A non-zero exit would stop `consul watch`; the next event or `keep` retries.
+        print(f"tagjoin watch-handler ({trigger}): {exc}; will retry on the next event", file=sys.stderr)
+        return 0
+    print(f"tagjoin watch-handler ({trigger}): {report.summary().splitlines()[0]}")
+    return 0
+
+
+def cmd_keep(args: argparse.Namespace) -> int:
+    import signal
+
+    from core.clock import SystemClock
+    from core.keeper import KeepConfig, Keeper
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    aws = _aws(args)
+    config = KeepConfig(interval=args.interval, anti_entropy=args.anti_entropy)
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        with _consul(args) as consul:
+            keeper = Keeper(
+                consul, _store(aws, _scope(args)), SystemClock(), config, instance_id=aws.instance_id, log=log
+            )
+            log(f"keep: watching (interval {config.interval:g}s, anti-entropy {config.anti_entropy:g}s)")
+            keeper.run(lambda: False)
+    except Stop as sig:
+        log(f"keep: stopping on {sig}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from core.render import render_status
+    from core.view import Severity, build_view
+
+    scope = _scope(args)
+    store = _store(_aws(args), scope)
+    with _consul(args) as consul:
+        leader = consul.leader()
+        members = consul.members()
+    view = build_view(leader, members, store.instances(states=None), scope.tag_key)
+    if args.json:
+        print(json.dumps(view.to_json(), indent=2))
+    else:
+        sys.stdout.write(render_status(view))
+    drift = view.worst is not None and view.worst >= Severity.WARNING
+    return EXIT_FAILED if args.check and drift else 0
+
+
+def cmd_deploy_kit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from core.deploykit import build_kit
+
+    scope = _scope(args)
+    kit = build_kit(
+        scope, region=args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    )
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in kit.items():
+            (out / name).write_text(text)
+            print(out / name)
+        return 0
+    for name, text in kit.items():
+        print(f"# --- {name} ---")
+        print(text.rstrip("\n"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

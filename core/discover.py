@@ -1,0 +1,189 @@
+"""Join targets from the leader tag: Consul's cloud auto-join syntax, ordering, output formats."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from core.errors import ConfigError
+from core.model import Instance, parse_term
+
+ADDR_TYPES = ("private_v4", "public_v4")
+# Keys go-discover's AWS provider knows but we deliberately refuse, with the reason shown to the user.
+_REFUSED_KEYS = {
+    "access_key_id": "pass credentials through the standard AWS chain (env, profile, instance role)",
+    "secret_access_key": "pass credentials through the standard AWS chain (env, profile, instance role)",
+    "session_token": "pass credentials through the standard AWS chain (env, profile, instance role)",
+    "service": "only EC2 discovery is supported",
+    "ecs_cluster": "only EC2 discovery is supported",
+    "ecs_family": "only EC2 discovery is supported",
+}
+_KNOWN_KEYS = ("provider", "tag_key", "tag_value", "region", "addr_type", "endpoint")
+
+
+class Source(StrEnum):
+    LEADER_TAG = "leader-tag"
+    FALLBACK = "fallback"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class DiscoverSpec:
+    """A parsed `provider=aws ...` string; None means "use the configured default"."""
+
+    tag_key: str | None = None
+    tag_value: str | None = None
+    region: str | None = None
+    addr_type: str = "private_v4"
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class Targets:
+    addresses: tuple[str, ...]
+    source: Source
+
+    def render(self, fmt: str) -> str:
+        if fmt == "lines":
+            return "".join(f"{a}\n" for a in self.addresses)
+        if fmt == "flags":
+            return " ".join(f"-retry-join={a}" for a in self.addresses) + ("\n" if self.addresses else "")
+        if fmt == "json":
+            return json.dumps({"targets": list(self.addresses), "source": self.source.value}) + "\n"
+        raise ConfigError(f"unknown output format {fmt!r}; use lines, flags or json")
+
+
+def parse_discover(text: str) -> DiscoverSpec:
+    """Parse Consul's cloud auto-join syntax (go-discover), refusing what we cannot honour."""
+    pairs = _split_pairs(text)
+    provider = pairs.pop("provider", None)
+    if provider is None:
+        raise ConfigError(f"discover string {text!r} has no provider=; expected provider=aws tag_key=...")
+    if provider != "aws":
+        raise ConfigError(f"provider={provider} is not supported; only provider=aws is")
+    for key in pairs:
+        if key in _REFUSED_KEYS:
+            raise ConfigError(f"discover key {key}= is not supported: {_REFUSED_KEYS[key]}")
+        if key not in _KNOWN_KEYS:
+            known = " ".join(f"{k}=" for k in _KNOWN_KEYS)
+            raise ConfigError(f"unknown discover key {key}= (known: {known})")
+    addr_type = pairs.get("addr_type", "private_v4")
+    if addr_type not in ADDR_TYPES:
+        raise ConfigError(f"addr_type={addr_type} is not supported; use private_v4 or public_v4")
+    return DiscoverSpec(
+        tag_key=pairs.get("tag_key") or None,
+        tag_value=pairs.get("tag_value") or None,
+        region=pairs.get("region") or None,
+        addr_type=addr_type,
+        endpoint=pairs.get("endpoint") or None,
+    )
+
+
+def _split_pairs(text: str) -> dict[str, str]:
+    """Split `k=v k="v w"` with go-discover's quoting: double quotes, backslash escapes."""
+    pairs: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        eq = text.find("=", i)
+        space = _next_space(text, i)
+        if eq == -1 or (space != -1 and space < eq):
+            raise ConfigError(f"discover string: expected key=value at {text[i:].split()[0]!r}")
+        key = text[i:eq]
+        value, i = _read_value(text, eq + 1)
+        if key in pairs:
+            raise ConfigError(f"discover string: duplicate key {key}=")
+        pairs[key] = value
+    return pairs
+
+
+def _next_space(text: str, start: int) -> int:
+    for j in range(start, len(text)):
+        if text[j].isspace():
+            return j
+    return -1
+
+
+def _read_value(text: str, i: int) -> tuple[str, int]:
+    if i < len(text) and text[i] == '"':
+        out: list[str] = []
+        i += 1
+        while i < len(text):
+            ch = text[i]
+            if ch == "\\" and i + 1 < len(text):
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if ch == '"':
+                return "".join(out), i + 1
+            out.append(ch)
+            i += 1
+        raise ConfigError("discover string: unterminated quoted value")
+    end = _next_space(text, i)
+    end = len(text) if end == -1 else end
+    return text[i:end], end
+
+
+def address_of(instance: Instance, addr_type: str) -> str | None:
+    return instance.public_ip if addr_type == "public_v4" else instance.private_ip
+
+
+def select_targets(
+    tagged: Iterable[Instance],
+    *,
+    tag_key: str,
+    own_addresses: Iterable[str] = (),
+    addr_type: str = "private_v4",
+    tag_value: str | None = None,
+    fallback: Sequence[Instance] = (),
+) -> Targets:
+    """Order the tagged running instances best first (highest term) and drop this node's own address.
+
+    Joining yourself counts as success in Consul and leaves the node an island, so our own
+    addresses never appear. The fallback set is used only when no leader tag yields an address.
+    """
+    own = set(own_addresses)
+    holders = [
+        i
+        for i in tagged
+        if i.running and tag_key in i.tags and (tag_value is None or i.tags[tag_key] == tag_value)
+    ]
+    # Highest term first; naive `true` values and garbled ones rank below any term.
+    holders.sort(key=lambda i: (-(parse_term(i.tags[tag_key]) or -1), i.instance_id))
+    picked = _addresses(holders, addr_type, own)
+    if picked:
+        return Targets(picked, Source.LEADER_TAG)
+    spare = sorted((i for i in fallback if i.running), key=lambda i: address_of(i, addr_type) or "")
+    picked = _addresses(spare, addr_type, own)
+    return Targets(picked, Source.FALLBACK if picked else Source.NONE)
+
+
+def _addresses(instances: Iterable[Instance], addr_type: str, own: set[str]) -> tuple[str, ...]:
+    seen: list[str] = []
+    for inst in instances:
+        addr = address_of(inst, addr_type)
+        if addr and addr not in own and addr not in seen:
+            seen.append(addr)
+    return tuple(seen)
+
+
+def local_addresses(fib_trie: Path = Path("/proc/net/fib_trie")) -> set[str]:
+    """This host's own IPv4 addresses, read from the kernel without opening any socket."""
+    try:
+        lines = fib_trie.read_text().splitlines()
+    except OSError:
+        return set()
+    found: set[str] = set()
+    for prev, line in itertools.pairwise(lines):
+        if line.strip() == "/32 host LOCAL":
+            addr = prev.strip().removeprefix("|-- ").strip()
+            if addr and not addr.startswith("127."):
+                found.add(addr)
+    return found

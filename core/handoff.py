@@ -1,0 +1,237 @@
+"""The fenced, make-before-break leader-tag handoff (DESIGN §2): observe → plan → apply.
+
+Observe and apply are generators that yield a `Checkpoint` before every API call. Production
+drives them straight through (`run_pass`); the simulator resumes them one call at a time, so
+virtual time — latency, a pause, a crash — can fall between any two calls of a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from core.clock import Clock
+from core.consul import ConsulClient
+from core.ec2 import TagStore
+from core.errors import BadResponse, NoLeader
+from core.model import AgentSelf, Instance, leader_address, parse_term
+
+
+class Decision(StrEnum):
+    NOT_LEADER = "not-leader"
+    UNCONFIRMED = "unconfirmed"  # the local agent says Leader, but a quorum read disagrees
+    STALE = "stale"  # a tag carries a higher term than ours: someone newer leads
+    SELF_NOT_RUNNING = "self-not-running"
+    NO_CHANGE = "no-change"
+    HANDOFF = "handoff"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Announces the API call that comes next."""
+
+    call: str
+
+
+@dataclass(frozen=True)
+class TagWrite:
+    instance_id: str
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Observation:
+    agent: AgentSelf
+    confirmed: bool
+    own: Instance | None = None
+    tagged: tuple[Instance, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    decision: Decision
+    reason: str
+    term: int
+    create: TagWrite | None = None
+    deletes: tuple[TagWrite, ...] = ()  # value-conditional: each deletes only if the value still matches
+
+    @property
+    def writes(self) -> bool:
+        return self.create is not None or bool(self.deletes)
+
+
+@dataclass
+class Report:
+    node: str
+    plan: Plan
+    dry_run: bool = False
+    created: list[TagWrite] = field(default_factory=list)
+    deleted: list[TagWrite] = field(default_factory=list)
+    ec2_calls: dict[str, int] = field(default_factory=dict)
+    throttled: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def decision(self) -> Decision:
+        return self.plan.decision
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "decision": self.plan.decision.value,
+            "reason": self.plan.reason,
+            "term": self.plan.term,
+            "dry_run": self.dry_run,
+            "planned": {
+                "create": _write_json(self.plan.create),
+                "delete": [_write_json(d) for d in self.plan.deletes],
+            },
+            "created": [_write_json(w) for w in self.created],
+            "deleted": [_write_json(w) for w in self.deleted],
+            "ec2_calls": dict(self.ec2_calls),
+            "throttled": self.throttled,
+            "duration_s": round(self.duration_s, 4),
+        }
+
+    def summary(self) -> str:
+        p = self.plan
+        head = f"{self.node}: {p.decision.value} (term {p.term}) — {p.reason}"
+        if self.dry_run and p.writes:
+            head += " [dry run: nothing written]"
+        calls = ", ".join(f"{k} {v}" for k, v in sorted(self.ec2_calls.items())) or "none"
+        return f"{head}\nEC2 calls: {calls}; throttled {self.throttled}; took {self.duration_s * 1000:.0f} ms"
+
+
+def _write_json(w: TagWrite | None) -> dict[str, str] | None:
+    return None if w is None else {"instance_id": w.instance_id, "key": w.key, "value": w.value}
+
+
+def observe(
+    consul: ConsulClient, store: TagStore, *, instance_id: str | None = None
+) -> Generator[Checkpoint, None, Observation]:
+    """Gather what the plan needs; a node that is not the verified leader makes no EC2 call."""
+    yield Checkpoint("consul:agent/self")
+    me = consul.agent_self()
+    if not me.is_leader:
+        return Observation(me, confirmed=False)
+    # status/leader and agent/self are the local view; an old leader may still believe it
+    # leads for up to the lease. A consistent read makes the leader prove a quorum.
+    yield Checkpoint("consul:health/node?consistent")
+    try:
+        consul.health_node(me.node_name, consistency="consistent")
+    except (NoLeader, BadResponse):
+        return Observation(me, confirmed=False)
+    yield Checkpoint("consul:status/leader")
+    leader = consul.leader()
+    if leader is None or leader_address(leader) != me.address:
+        return Observation(me, confirmed=False)
+    yield Checkpoint("ec2:DescribeInstances")
+    tagged = tuple(store.tagged_instances())
+    own = _own_from(tagged, me.address, instance_id)
+    if own is None:
+        yield Checkpoint("ec2:DescribeInstances")
+        own = store.instance_by_id(instance_id) if instance_id else store.instance_by_ip(me.address)
+    return Observation(me, confirmed=True, own=own, tagged=tagged)
+
+
+def _own_from(tagged: tuple[Instance, ...], address: str, instance_id: str | None) -> Instance | None:
+    """Our own instance is usually among the tagged ones; then a second lookup is not needed."""
+    for inst in tagged:
+        if (instance_id and inst.instance_id == instance_id) or (
+            not instance_id and inst.private_ip == address
+        ):
+            return inst
+    return None
+
+
+def plan(obs: Observation, tag_key: str) -> Plan:
+    """Decide the writes. Pure: the same observation always gives the same plan."""
+    term = obs.agent.term
+    if not obs.agent.is_leader:
+        return Plan(Decision.NOT_LEADER, f"raft state is {obs.agent.raft_state or 'client'}", term)
+    if not obs.confirmed or obs.own is None:
+        return Plan(
+            Decision.UNCONFIRMED, "local agent says Leader but a quorum read did not confirm it", term
+        )
+    own = obs.own
+    newer = [i for i in obs.tagged if (parse_term(i.tags.get(tag_key)) or -1) > term]
+    if newer:
+        top = max(newer, key=lambda i: parse_term(i.tags.get(tag_key)) or -1)
+        return Plan(
+            Decision.STALE,
+            f"{top.instance_id} carries term {top.tags.get(tag_key)} > our term {term}; writing nothing",
+            term,
+        )
+    if not own.running:
+        return Plan(Decision.SELF_NOT_RUNNING, f"own instance {own.instance_id} is {own.state}", term)
+    value = str(term)
+    create = None if own.tags.get(tag_key) == value else TagWrite(own.instance_id, tag_key, value)
+    deletes = tuple(
+        TagWrite(i.instance_id, tag_key, i.tags[tag_key])
+        for i in sorted(obs.tagged, key=lambda i: i.instance_id)
+        if i.instance_id != own.instance_id and tag_key in i.tags
+    )
+    if create is None and not deletes:
+        return Plan(Decision.NO_CHANGE, f"{own.instance_id} already carries term {term}", term)
+    parts = [f"tag {own.instance_id}={value}"] if create else []
+    parts += [f"untag {d.instance_id} (was {d.value})" for d in deletes]
+    return Plan(Decision.HANDOFF, "; ".join(parts), term, create, deletes)
+
+
+def apply(store: TagStore, p: Plan, report: Report) -> Generator[Checkpoint, None, None]:
+    """Make before break: the new tag is in place before any old one is removed."""
+    if p.create is not None:
+        yield Checkpoint(f"ec2:CreateTags {p.create.instance_id}")
+        store.create_tag(p.create.instance_id, p.create.key, p.create.value)
+        report.created.append(p.create)
+    for d in p.deletes:
+        yield Checkpoint(f"ec2:DeleteTags {d.instance_id}")
+        store.delete_tag_if(d.instance_id, d.key, d.value)
+        report.deleted.append(d)
+
+
+def handoff_pass(
+    consul: ConsulClient,
+    store: TagStore,
+    clock: Clock,
+    *,
+    instance_id: str | None = None,
+    dry_run: bool = False,
+) -> Generator[Checkpoint, None, Report]:
+    """One whole pass as a resumable generator; its return value is the report."""
+    started = clock.monotonic()
+    before = store.stats.snapshot()
+    obs = yield from observe(consul, store, instance_id=instance_id)
+    p = plan(obs, store.scope.tag_key)
+    report = Report(node=obs.agent.node_name, plan=p, dry_run=dry_run)
+    if p.writes and not dry_run:
+        yield from apply(store, p, report)
+    delta = store.stats.since(before)
+    report.ec2_calls = {k: v for k, v in delta.calls.items() if v}
+    report.throttled = delta.throttled
+    report.duration_s = clock.monotonic() - started
+    return report
+
+
+def drive(steps: Generator[Checkpoint, None, Report]) -> Report:
+    """Run a pass back to back, as production does."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: Report = done.value
+            return result
+
+
+def run_pass(
+    consul: ConsulClient,
+    store: TagStore,
+    clock: Clock,
+    *,
+    instance_id: str | None = None,
+    dry_run: bool = False,
+) -> Report:
+    return drive(handoff_pass(consul, store, clock, instance_id=instance_id, dry_run=dry_run))

@@ -66,9 +66,7 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
         help='Consul cloud auto-join string, e.g. "provider=aws tag_key=consul-leader region=eu-west-1"',
     )
     p.add_argument("--format", choices=("lines", "flags", "json"), default="lines")
-    p.add_argument(
-        "--fallback-tag", metavar="KEY[=VALUE]", help="instances to join when no leader tag exists"
-    )
+    p.add_argument("--fallback-tag", metavar="KEY[=VALUE]", help="instances to join when no leader tag exists")
     p.add_argument(
         "--self", dest="self_addrs", action="append", metavar="ADDR", help="this node's address (repeatable)"
     )
@@ -83,16 +81,12 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
         "watch-handler",
         parents=[consul, aws],
         help="handler for `consul watch -type=nodes|checks` (payload on stdin)",
-        description=(
-            "Reconciles once per watch event. Transient faults exit 0: a non-zero exit stops consul watch."
-        ),
+        description=("Reconciles once per watch event. Transient faults exit 0: a non-zero exit stops consul watch."),
     )
     p.set_defaults(handler=cmd_watch_handler)
 
     p = sub.add_parser("keep", parents=[consul, aws], help="long-running keeper (systemd)")
-    p.add_argument(
-        "--interval", type=_seconds, default=5.0, metavar="D", help="poll/blocking wait (default 5s)"
-    )
+    p.add_argument("--interval", type=_seconds, default=5.0, metavar="D", help="poll/blocking wait (default 5s)")
     p.add_argument(
         "--anti-entropy",
         type=_seconds,
@@ -170,9 +164,7 @@ def aws_flags() -> argparse.ArgumentParser:
     g.add_argument("--endpoint-url", help="EC2 endpoint (AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL)")
     g.add_argument("--tag-key", help="leader tag key (TAGJOIN_TAG_KEY, default consul-leader)")
     g.add_argument("--cluster", help="cluster name scoping every read and write (TAGJOIN_CLUSTER)")
-    g.add_argument(
-        "--instance-id", help="this node's instance id, instead of a lookup by IP (TAGJOIN_INSTANCE_ID)"
-    )
+    g.add_argument("--instance-id", help="this node's instance id, instead of a lookup by IP (TAGJOIN_INSTANCE_ID)")
     return p
 
 
@@ -360,9 +352,7 @@ def cmd_deploy_kit(args: argparse.Namespace) -> int:
     from core.deploykit import build_kit
 
     scope = _scope(args)
-    kit = build_kit(
-        scope, region=args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    )
+    kit = build_kit(scope, region=args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

@@ -53,11 +53,10 @@ def next_index(previous: int, returned: int) -> int:
     means our view is void: start over with 0. An index below 1 would turn every later query
     into a non-blocking busy loop, so it is treated as 1.
     """
-    if returned < previous:
+    # Only an index we already hold can go backwards; from 0 there is nothing to reset.
+    if previous > 0 and returned < previous:
         return 0
-    if returned < 1:
-        return 1
-    return returned
+    return max(returned, 1)
 
 
 class _ShapeError(Exception):
@@ -168,9 +167,7 @@ class ConsulClient:
         path = f"/v1/health/state/{quote(state, safe='')}"
         return self._blocking(path, _parse_health_checks, index, wait, consistency)
 
-    def health_node(
-        self, node: str, *, consistency: str | None = "consistent"
-    ) -> Blocking[list[HealthCheck]]:
+    def health_node(self, node: str, *, consistency: str | None = "consistent") -> Blocking[list[HealthCheck]]:
         """The node's checks; with `consistent`, the leader verifies its quorum before answering."""
         path = f"/v1/health/node/{quote(node, safe='')}"
         return self._blocking(path, _parse_health_checks, 0, None, consistency)
@@ -220,9 +217,7 @@ class ConsulClient:
         returned = self._header_int("X-Consul-Index", raw_index, path)
         known_leader = response.headers.get("X-Consul-KnownLeader", "").strip().lower() == "true"
         raw_contact = response.headers.get("X-Consul-LastContact")
-        last_contact = (
-            0 if raw_contact is None else self._header_int("X-Consul-LastContact", raw_contact, path)
-        )
+        last_contact = 0 if raw_contact is None else self._header_int("X-Consul-LastContact", raw_contact, path)
         return returned, known_leader, last_contact
 
     def _header_int(self, name: str, raw: str, path: str) -> int:

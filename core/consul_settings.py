@@ -178,6 +178,8 @@ def _parse_address(raw: str, *, scheme: str, source: str) -> _Endpoint:
 def _require_host(host: str, raw: str, source: str) -> str:
     if not host:
         raise ConfigError(f"{source} {raw!r} names no host; use host:port, e.g. {DEFAULT_ADDRESS}")
+    if any(ch.isspace() for ch in host):
+        raise ConfigError(f"{source} {raw!r} is not a valid agent address (whitespace in the host)")
     try:
         httpx.URL(f"http://{host}/")
     except httpx.InvalidURL as exc:

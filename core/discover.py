@@ -151,9 +151,7 @@ def select_targets(
     """
     own = set(own_addresses)
     holders = [
-        i
-        for i in tagged
-        if i.running and tag_key in i.tags and (tag_value is None or i.tags[tag_key] == tag_value)
+        i for i in tagged if i.running and tag_key in i.tags and (tag_value is None or i.tags[tag_key] == tag_value)
     ]
     # Highest term first; naive `true` values and garbled ones rank below any term.
     holders.sort(key=lambda i: (-(parse_term(i.tags[tag_key]) or -1), i.instance_id))

@@ -58,9 +58,7 @@ THROTTLING_CODES = frozenset(
     {"RequestLimitExceeded", "Throttling", "ThrottlingException", "EC2ThrottledException", "RequestThrottled"}
 )
 # Server-side failures that EC2 itself documents as safe to retry.
-TRANSIENT_CODES = frozenset(
-    {"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "RequestTimeout"}
-)
+TRANSIENT_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "RequestTimeout"})
 DENIED_CODES = frozenset(
     {
         "UnauthorizedOperation",
@@ -289,9 +287,7 @@ class TagStore:
             return "this account and region"
         return f"cluster {self.scope.cluster}"
 
-    def _describe(
-        self, *, filters: Sequence[FilterTypeDef], instance_ids: Sequence[str] = ()
-    ) -> list[Instance]:
+    def _describe(self, *, filters: Sequence[FilterTypeDef], instance_ids: Sequence[str] = ()) -> list[Instance]:
         """Every page of DescribeInstances, each page retried on its own.
 
         A failed page kills botocore's page iterator; after the backoff a new one resumes from

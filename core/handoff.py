@@ -140,9 +140,7 @@ def observe(
 def _own_from(tagged: tuple[Instance, ...], address: str, instance_id: str | None) -> Instance | None:
     """Our own instance is usually among the tagged ones; then a second lookup is not needed."""
     for inst in tagged:
-        if (instance_id and inst.instance_id == instance_id) or (
-            not instance_id and inst.private_ip == address
-        ):
+        if (instance_id and inst.instance_id == instance_id) or (not instance_id and inst.private_ip == address):
             return inst
     return None
 
@@ -153,9 +151,7 @@ def plan(obs: Observation, tag_key: str) -> Plan:
     if not obs.agent.is_leader:
         return Plan(Decision.NOT_LEADER, f"raft state is {obs.agent.raft_state or 'client'}", term)
     if not obs.confirmed or obs.own is None:
-        return Plan(
-            Decision.UNCONFIRMED, "local agent says Leader but a quorum read did not confirm it", term
-        )
+        return Plan(Decision.UNCONFIRMED, "local agent says Leader but a quorum read did not confirm it", term)
     own = obs.own
     newer = [i for i in obs.tagged if (parse_term(i.tags.get(tag_key)) or -1) > term]
     if newer:

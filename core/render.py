@@ -11,9 +11,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [headers, *rows]
-    ]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in [headers, *rows]]
     return "\n".join(lines) + "\n"
 
 
@@ -39,8 +37,6 @@ def render_status(view: ClusterView) -> str:
             for r in view.rows
         ],
     )
-    holders = (
-        ", ".join(f"{i.instance_id}={i.tags[view.tag_key]} ({i.state})" for i in view.tag_holders) or "none"
-    )
+    holders = ", ".join(f"{i.instance_id}={i.tags[view.tag_key]} ({i.state})" for i in view.tag_holders) or "none"
     findings = "".join(f"  {f.severity.label.upper():8} {f.message}\n" for f in view.findings) or "  none\n"
     return f"{head}\n\n{members}\ntagged instances: {holders}\n\ndrift:\n{findings}"

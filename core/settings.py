@@ -49,9 +49,7 @@ class AwsSettings:
         return self.region
 
 
-def scope_from_env(
-    env: Mapping[str, str], *, tag_key: str | None = None, cluster: str | None = None
-) -> Scope:
+def scope_from_env(env: Mapping[str, str], *, tag_key: str | None = None, cluster: str | None = None) -> Scope:
     return Scope(
         tag_key=tag_key or env.get("TAGJOIN_TAG_KEY") or DEFAULT_TAG_KEY,
         cluster=cluster or env.get("TAGJOIN_CLUSTER") or None,

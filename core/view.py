@@ -178,11 +178,7 @@ def _findings(
             )
         )
     elif tag_key not in leader_instance.tags:
-        sev = (
-            Severity.CRITICAL
-            if not any(i.private_ip in alive_ips for i in running_holders)
-            else Severity.WARNING
-        )
+        sev = Severity.CRITICAL if not any(i.private_ip in alive_ips for i in running_holders) else Severity.WARNING
         found.append(
             Finding(
                 sev,

@@ -36,9 +36,7 @@ def parse_payload(raw: str) -> WatchPayload:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PayloadError(
-            f"payload is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
+        raise PayloadError(f"payload is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     if not isinstance(data, list):
         raise PayloadError(f"payload is a JSON {type(data).__name__}, expected a list of nodes or checks")
     if not data:
@@ -58,9 +56,7 @@ def parse_payload(raw: str) -> WatchPayload:
         return WatchPayload(WatchKind.CHECKS, len(data), critical)
     if all("Node" in item and "Address" in item for item in data):
         return WatchPayload(WatchKind.NODES, len(data))
-    raise PayloadError(
-        "payload objects are neither catalog nodes (Node, Address) nor health checks (CheckID, Status)"
-    )
+    raise PayloadError("payload objects are neither catalog nodes (Node, Address) nor health checks (CheckID, Status)")
 
 
 def parse_index(raw: str | None) -> int | None:

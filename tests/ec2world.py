@@ -202,5 +202,20 @@ class Ec2Faults:
         return AWSResponse(request.url, fault.status, headers, _Body(body))
 
 
+class FakeClock:
+    """Virtual time that records every sleep."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def ids(instances: Sequence[Any]) -> set[str]:
     return {i.instance_id for i in instances}

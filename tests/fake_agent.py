@@ -290,7 +290,9 @@ def _json(value: object, extra: dict[str, str] | None = None) -> _Answer:
     return 200, json.dumps(value), {**_JSON, **(extra or {})}
 
 
-def _route(agent: FakeAgent, method: str, path: str, query: dict[str, list[str]], token: str | None) -> _Answer:
+def _route(
+    agent: FakeAgent, method: str, path: str, query: dict[str, list[str]], token: str | None
+) -> _Answer:
     if agent.required_token is not None and token != agent.required_token:
         return 403, ANONYMOUS_DENIED if token is None else "ACL not found", {}
     if "stale" in query and "consistent" in query:
@@ -324,8 +326,8 @@ def _route_put(agent: FakeAgent, path: str, query: dict[str, list[str]]) -> _Ans
     if path.startswith("/v1/agent/join/"):
         target = path.removeprefix("/v1/agent/join/")
         if target.startswith("10.0.9."):
-            err = f"1 error occurred:\n\t* Failed to join {target}:8301: dial tcp: connect: connection refused\n\n"
-            return 500, err, {}
+            failure = f"Failed to join {target}:8301: dial tcp: connect: connection refused"
+            return 500, f"1 error occurred:\n\t* {failure}\n\n", {}
         return 200, "", {}
     if path == "/v1/agent/leave":
         return 200, "", {}
@@ -482,7 +484,9 @@ def make_tls_files(directory: Path, server_name: str = "server.dc1.consul") -> T
         .sign(ca_key, hashes.SHA256())
     )
 
-    def leaf(common: str, usage: x509.ObjectIdentifier) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    def leaf(
+        common: str, usage: x509.ObjectIdentifier
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()

@@ -17,7 +17,7 @@ def inst(iid: str, ip: str, tag: str | None = None, state: str = "running", publ
 
 def test_parses_consul_cloud_auto_join_syntax() -> None:
     spec = parse_discover(
-        'provider=aws tag_key=consul-leader tag_value=7 region=eu-west-1 addr_type=public_v4 '
+        "provider=aws tag_key=consul-leader tag_value=7 region=eu-west-1 addr_type=public_v4 "
         'endpoint="http://127.0.0.1:5000"'
     )
     assert spec.tag_key == "consul-leader"
@@ -61,7 +61,11 @@ def test_orders_by_term_highest_first_and_naive_values_last() -> None:
 
 
 def test_never_returns_own_address_nor_stopped_instances() -> None:
-    tagged = [inst("i-a", "10.0.1.4", "5"), inst("i-b", "10.0.1.5", "4"), inst("i-c", "10.0.1.6", "6", "stopped")]
+    tagged = [
+        inst("i-a", "10.0.1.4", "5"),
+        inst("i-b", "10.0.1.5", "4"),
+        inst("i-c", "10.0.1.6", "6", "stopped"),
+    ]
     targets = select_targets(tagged, tag_key="consul-leader", own_addresses={"10.0.1.4"})
     assert targets.addresses == ("10.0.1.5",)
 
@@ -76,7 +80,10 @@ def test_fallback_only_when_no_leader_tag_yields_an_address() -> None:
 
 
 def test_tag_value_and_public_address_selection() -> None:
-    tagged = [inst("i-a", "10.0.1.4", "true", public="203.0.113.4"), inst("i-b", "10.0.1.5", "8", public=None)]
+    tagged = [
+        inst("i-a", "10.0.1.4", "true", public="203.0.113.4"),
+        inst("i-b", "10.0.1.5", "8", public=None),
+    ]
     targets = select_targets(tagged, tag_key="consul-leader", tag_value="true", addr_type="public_v4")
     assert targets.addresses == ("203.0.113.4",)
 

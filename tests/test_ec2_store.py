@@ -13,25 +13,10 @@ from moto import mock_aws
 from core.ec2 import Ec2Stats, TagStore, make_ec2_client
 from core.errors import ConfigError, Ec2Error, Ec2Throttled, InstanceNotFound
 from core.settings import AwsSettings, Scope
-from tests.ec2world import CLUSTER_TAG, REGION, Ec2Faults, World, build_world, ids
+from tests.ec2world import CLUSTER_TAG, REGION, Ec2Faults, FakeClock, World, build_world, ids
 
 LEADER = "consul-leader"
 PAGING_REGION = "eu-west-1"  # its own moto backend, so the 150 instances stay out of the main world
-
-
-class FakeClock:
-    """Virtual time that records every sleep."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,11 @@ def test_no_leader_is_critical() -> None:
 
 
 def test_leader_untagged_and_tag_on_failed_non_leader_are_critical() -> None:
-    members = [member("s1", "10.0.1.4"), member("s2", "10.0.1.5", MemberStatus.FAILED), member("s3", "10.0.1.6")]
+    members = [
+        member("s1", "10.0.1.4"),
+        member("s2", "10.0.1.5", MemberStatus.FAILED),
+        member("s3", "10.0.1.6"),
+    ]
     instances = [inst("i-1", "10.0.1.4"), inst("i-2", "10.0.1.5", "4"), inst("i-3", "10.0.1.6")]
     view = build_view("10.0.1.4:8300", members, instances, KEY)
     assert set(codes(view.findings)) == {"leader-untagged", "tag-on-non-leader"}
@@ -64,7 +68,12 @@ def test_several_tags_stopped_holder_and_non_member_holder() -> None:
 
 
 def test_member_without_instance_and_leader_without_instance() -> None:
-    view = build_view("10.0.1.7:8300", [*MEMBERS, member("c1", "10.0.1.7", server=False)], [inst("i-1", "10.0.1.4", "5")], KEY)
+    view = build_view(
+        "10.0.1.7:8300",
+        [*MEMBERS, member("c1", "10.0.1.7", server=False)],
+        [inst("i-1", "10.0.1.4", "5")],
+        KEY,
+    )
     found = codes(view.findings)
     assert "leader-no-instance" in found
     assert found.count("member-no-instance") == 3

@@ -1,0 +1,209 @@
+"""The fenced handoff against a Consul agent over real HTTP and EC2 in moto."""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from core.consul import ConsulClient
+from core.consul_settings import consul_settings_from_env
+from core.ec2 import TagStore, make_ec2_client
+from core.errors import Ec2Throttled, InstanceNotFound
+from core.handoff import Checkpoint, Decision, Report, handoff_pass, plan, run_pass
+from core.model import AgentSelf, Instance
+from core.settings import AwsSettings, Scope
+from tests.ec2world import REGION, Ec2Faults, FakeClock, World, build_world
+from tests.fake_agent import SELF_SERVER, FakeAgent, Reply, serve_tcp
+
+KEY = "consul-leader"
+LEADER_IP = "10.0.1.10"  # the fake agent's own address; it is the leader in term 3
+
+
+@dataclass
+class Env:
+    agent: FakeAgent
+    consul: ConsulClient
+    world: World
+    store: TagStore
+    faults: Ec2Faults
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def set_raft(self, state: str, term: int) -> None:
+        doc = copy.deepcopy(SELF_SERVER)
+        doc["Stats"]["raft"].update(state=state, term=str(term))
+        self.agent.self_doc = doc
+
+    def writes(self) -> list[tuple[str, str, str]]:
+        out = []
+        for op, params in self.calls:
+            if op in ("CreateTags", "DeleteTags"):
+                tag = params["Tags"][0]
+                out.append((op, params["Resources"][0], tag.get("Value", "")))
+        return out
+
+    def ec2_ops(self) -> list[str]:
+        return [op for op, _ in self.calls]
+
+    def pass_(self, **kwargs: Any) -> Report:
+        return run_pass(self.consul, self.store, FakeClock(), **kwargs)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    agent = FakeAgent()
+    with mock_aws(), serve_tcp(agent) as url:
+        client = make_ec2_client(AwsSettings(region=REGION))
+        world = build_world(client)
+        faults = Ec2Faults().install(client)
+        store = TagStore(client, Scope(cluster="c1"), clock=FakeClock(), rng=random.Random(1), max_attempts=3)
+        consul = ConsulClient(consul_settings_from_env({}, http_addr=url))
+        e = Env(agent, consul, world, store, faults)
+
+        def record(model: Any, params: dict[str, Any], **_kw: Any) -> None:
+            e.calls.append((model.name, params))
+
+        client.meta.events.register("provide-client-params.ec2.*", lambda params, model, **kw: record(model, params))
+        yield e
+        consul.close()
+
+
+def launch(e: Env, ip: str, tag: str | None = None) -> str:
+    tags = {KEY: tag} if tag is not None else {}
+    iid = e.world.launch(ip, cluster="c1", tags=tags)
+    e.calls.clear()
+    return iid
+
+
+def test_new_leader_is_tagged_before_the_old_tag_is_removed(env: Env) -> None:
+    old = launch(env, "10.0.1.20", "2")
+    new = launch(env, LEADER_IP)
+    report = env.pass_()
+    assert report.decision is Decision.HANDOFF
+    assert env.writes() == [("CreateTags", new, "3"), ("DeleteTags", old, "2")]
+    assert env.world.tags_of(new)[KEY] == "3"
+    assert KEY not in env.world.tags_of(old)
+    assert report.ec2_calls == {"DescribeInstances": 2, "CreateTags": 1, "DeleteTags": 1}
+
+
+def test_non_leader_makes_zero_ec2_calls(env: Env) -> None:
+    launch(env, "10.0.1.20", "2")
+    env.set_raft("Follower", 3)
+    report = env.pass_()
+    assert report.decision is Decision.NOT_LEADER
+    assert env.calls == []
+    assert report.ec2_calls == {}
+
+
+def test_no_change_pass_makes_zero_writes(env: Env) -> None:
+    launch(env, LEADER_IP, "3")
+    report = env.pass_()
+    assert report.decision is Decision.NO_CHANGE
+    assert env.ec2_ops() == ["DescribeInstances"]
+
+
+def test_stale_node_that_sees_a_higher_term_writes_nothing(env: Env) -> None:
+    newer = launch(env, "10.0.1.20", "7")
+    mine = launch(env, LEADER_IP, "2")
+    report = env.pass_()
+    assert report.decision is Decision.STALE
+    assert env.writes() == []
+    assert env.world.tags_of(newer)[KEY] == "7"
+    assert env.world.tags_of(mine)[KEY] == "2"
+
+
+def test_unconfirmed_leadership_makes_zero_ec2_calls(env: Env) -> None:
+    launch(env, "10.0.1.20", "2")
+    env.agent.overrides[("GET", "/v1/health/node/ip-10-0-1-10")] = Reply(500, "No cluster leader")
+    report = env.pass_()
+    assert report.decision is Decision.UNCONFIRMED
+    assert env.calls == []
+
+
+def test_leader_named_elsewhere_is_unconfirmed(env: Env) -> None:
+    env.agent.leader = "10.0.3.10:8300"
+    report = env.pass_()
+    assert report.decision is Decision.UNCONFIRMED
+    assert env.calls == []
+
+
+def test_crash_between_create_and_delete_leaves_two_tags_then_next_pass_cleans_up(env: Env) -> None:
+    old = launch(env, "10.0.1.20", "2")
+    new = launch(env, LEADER_IP)
+    steps = handoff_pass(env.consul, env.store, FakeClock())
+    seen: list[str] = []
+    for checkpoint in steps:
+        assert isinstance(checkpoint, Checkpoint)
+        seen.append(checkpoint.call)
+        if checkpoint.call.startswith("ec2:DeleteTags"):
+            steps.close()  # the process dies right before the delete
+            break
+    assert seen[-2].startswith("ec2:CreateTags")
+    assert env.world.tags_of(new)[KEY] == "3"
+    assert env.world.tags_of(old)[KEY] == "2"  # two tags, never zero
+    report = env.pass_()
+    assert report.decision is Decision.HANDOFF
+    assert report.created == []
+    assert KEY not in env.world.tags_of(old)
+    assert env.world.tags_of(new)[KEY] == "3"
+
+
+def test_dry_run_plans_but_writes_nothing(env: Env) -> None:
+    launch(env, "10.0.1.20", "2")
+    launch(env, LEADER_IP)
+    report = env.pass_(dry_run=True)
+    assert report.decision is Decision.HANDOFF
+    assert report.plan.create is not None and report.plan.deletes
+    assert env.writes() == []
+
+
+def test_leader_without_instance_fails_and_removes_nothing(env: Env) -> None:
+    old = launch(env, "10.0.1.20", "2")
+    with pytest.raises(InstanceNotFound) as err:
+        env.pass_()
+    assert "10.0.1.10" in str(err.value)
+    assert env.writes() == []
+    assert env.world.tags_of(old)[KEY] == "2"
+
+
+def test_same_ip_outside_the_scope_does_not_confuse_the_lookup(env: Env) -> None:
+    env.world.launch(LEADER_IP, other_vpc=True, tags={KEY: "1"})  # another cluster's node
+    mine = launch(env, LEADER_IP)
+    report = env.pass_()
+    assert report.created[0].instance_id == mine
+
+
+def test_throttling_beyond_the_budget_keeps_the_old_tag(env: Env) -> None:
+    old = launch(env, "10.0.1.20", "2")
+    launch(env, LEADER_IP)
+    env.faults.throttle("CreateTags", count=10)
+    with pytest.raises(Ec2Throttled) as err:
+        env.pass_()
+    assert "\n" not in str(err.value)
+    assert env.world.tags_of(old)[KEY] == "2"
+    assert [op for op in env.ec2_ops() if op == "DeleteTags"] == []
+
+
+def test_plan_is_pure_and_deletes_only_with_the_value_seen() -> None:
+    me = AgentSelf("n1", "10.0.1.4", "dc1", True, "Leader", 9)
+    own = Instance("i-own", "10.0.1.4", None, "running", {})
+    others = (
+        Instance("i-a", "10.0.1.5", None, "running", {KEY: "8"}),
+        Instance("i-b", "10.0.1.6", None, "running", {KEY: "true"}),
+    )
+    from core.handoff import Observation
+
+    obs = Observation(me, confirmed=True, own=own, tagged=others)
+    p = plan(obs, KEY)
+    assert p == plan(obs, KEY)
+    assert p.create is not None and p.create.value == "9"
+    assert [(d.instance_id, d.value) for d in p.deletes] == [("i-a", "8"), ("i-b", "true")]
+    stopped = Instance("i-own", "10.0.1.4", None, "stopped", {})
+    assert plan(Observation(me, True, stopped, ()), KEY).decision is Decision.SELF_NOT_RUNNING

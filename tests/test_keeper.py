@@ -1,0 +1,73 @@
+"""The keeper loop against a Consul agent over real HTTP and EC2 in moto."""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+
+from core.consul import ConsulClient
+from core.consul_settings import consul_settings_from_env
+from core.ec2 import TagStore, make_ec2_client
+from core.handoff import Decision
+from core.keeper import KeepConfig, Keeper
+from core.settings import AwsSettings, Scope
+from tests.ec2world import REGION, FakeClock, build_world
+from tests.fake_agent import CHECKS, SELF_SERVER, FakeAgent, serve_tcp
+
+KEY = "consul-leader"
+
+
+@pytest.fixture
+def setup(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Keeper, FakeAgent, list[str], FakeClock]]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    agent = FakeAgent()
+    with mock_aws(), serve_tcp(agent) as url:
+        client = make_ec2_client(AwsSettings(region=REGION))
+        world = build_world(client)
+        world.launch("10.0.1.10", cluster="c1")
+        clock = FakeClock()
+        store = TagStore(client, Scope(cluster="c1"), clock=clock, rng=random.Random(1))
+        lines: list[str] = []
+        with ConsulClient(consul_settings_from_env({}, http_addr=url)) as consul:
+            keeper = Keeper(consul, store, clock, KeepConfig(interval=0.05, anti_entropy=60), log=lines.append)
+            yield keeper, agent, lines, clock
+
+
+def test_first_loop_reconciles_then_idles(setup: tuple[Keeper, FakeAgent, list[str], FakeClock]) -> None:
+    keeper, _agent, _lines, _clock = setup
+    keeper.run(lambda: False, max_iterations=3)
+    assert [p.decision for p in keeper.passes] == [Decision.HANDOFF]
+
+
+def test_health_change_triggers_a_pass_and_anti_entropy_repeats(
+    setup: tuple[Keeper, FakeAgent, list[str], FakeClock],
+) -> None:
+    keeper, agent, lines, clock = setup
+    keeper.run(lambda: False, max_iterations=1)
+    agent.checks = [*CHECKS, {**CHECKS[0], "Node": "ip-10-0-9-9", "Status": "critical"}]
+    agent.bump(agent.index + 1)
+    keeper.run(lambda: False, max_iterations=1)
+    assert "health changed" in lines[-1]
+    clock.now += 61
+    keeper.run(lambda: False, max_iterations=1)
+    assert "anti-entropy" in lines[-1]
+    assert [p.decision for p in keeper.passes] == [Decision.HANDOFF, Decision.NO_CHANGE, Decision.NO_CHANGE]
+
+
+def test_follower_never_passes_and_errors_back_off(
+    setup: tuple[Keeper, FakeAgent, list[str], FakeClock],
+) -> None:
+    keeper, agent, lines, clock = setup
+    doc = copy.deepcopy(SELF_SERVER)
+    doc["Stats"]["raft"]["state"] = "Follower"
+    agent.self_doc = doc
+    keeper.run(lambda: False, max_iterations=2)
+    assert keeper.passes == []
+    agent.leader = ""  # blocking health reads now answer 500 No cluster leader
+    keeper.run(lambda: False, max_iterations=1)
+    assert "retrying in 5s" in lines[-1]
+    assert clock.sleeps[-1] == 5.0

@@ -1,0 +1,30 @@
+"""The embedded demo cluster behind `tagjoin console --demo`.
+
+The console needs only three endpoints from it; the simulator provides the cluster itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DemoEndpoints:
+    consul_address: str  # any agent's HTTP API, e.g. http://127.0.0.1:18500
+    ec2_endpoint: str  # the moto EC2 endpoint, e.g. http://127.0.0.1:15000
+    control_url: str  # the control API (tui.demo_control), e.g. http://127.0.0.1:18400
+    region: str = "us-east-1"
+    cluster: str | None = None
+    tag_key: str | None = None
+    stop: Callable[[], None] = field(default=lambda: None)
+
+
+def start_embedded(servers: int, clients: int) -> DemoEndpoints:
+    """Start a simulated cluster on 127.0.0.1, paced to the wall clock, and say where it listens.
+
+    PLACEHOLDER: the simulator engineer fills this in with sim's live server.
+    """
+    raise NotImplementedError(
+        "the embedded demo cluster is not available yet; run `tagjoin sim serve` and point the console at it"
+    )

@@ -1,0 +1,50 @@
+"""What the console needs from Consul, EC2 and the node directory, as structural types.
+
+The console is written against these so the test doubles and the real adapters (core.consul,
+core.ec2) plug in alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from core.model import AgentSelf, Instance, Member
+
+
+class ConsulApi(Protocol):
+    """The subset of core.consul.ConsulClient the console calls."""
+
+    def leader(self) -> str | None: ...
+
+    def members(self) -> list[Member]: ...
+
+    def agent_self(self) -> AgentSelf: ...
+
+    def leave(self) -> None: ...
+
+    def force_leave(self, node: str, *, prune: bool = False) -> None: ...
+
+    def with_address(self, address: str) -> ConsulApi: ...
+
+    def close(self) -> None: ...
+
+
+class InstanceStore(Protocol):
+    """The subset of core.ec2.TagStore the console reads."""
+
+    def instances(self, *, states: Sequence[str] | None = ...) -> list[Instance]: ...
+
+
+class AgentResolver(Protocol):
+    """Where each node's own HTTP agent answers.
+
+    A real cluster derives it from an address template; the demo asks its control API,
+    because every simulated agent listens on its own loopback port.
+    """
+
+    def refresh(self) -> None:
+        """Re-read the directory, if it has one; called once per poll, in the poll thread."""
+        ...
+
+    def agent_url(self, node: str, address: str) -> str | None: ...

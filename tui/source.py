@@ -1,0 +1,90 @@
+"""One poll of the cluster: Consul's leader and members, the leader's term, EC2's instances.
+
+`fetch` is blocking and runs in a thread worker; it never raises for an expected failure,
+it returns a Snapshot carrying the error instead, so the UI can keep the last good view.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.errors import TagjoinError
+from core.view import ClusterView, build_view
+from tui.ports import AgentResolver, ConsulApi, InstanceStore
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one poll saw. `view` is None exactly when `error` is set."""
+
+    fetched_at: float  # wall-clock seconds
+    view: ClusterView | None = None
+    term: int | None = None  # the leader's Raft term, when its own agent answered
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.view is not None
+
+
+class SnapshotSource(Protocol):
+    """Anything that can take a Snapshot; the console polls one of these."""
+
+    label: str  # where it looks, for the header
+
+    def fetch(self) -> Snapshot: ...
+
+
+class ClusterSource:
+    def __init__(
+        self,
+        consul: ConsulApi,
+        store: InstanceStore,
+        agents: AgentResolver,
+        *,
+        tag_key: str,
+        label: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._consul = consul
+        self._store = store
+        self._agents = agents
+        self._tag_key = tag_key
+        self._clock = clock
+        self.label = label
+
+    def fetch(self) -> Snapshot:
+        self._agents.refresh()
+        try:
+            leader = self._consul.leader()
+            members = self._consul.members()
+            instances = self._store.instances(states=None)
+        except TagjoinError as exc:
+            return Snapshot(fetched_at=self._clock(), error=str(exc))
+        except Exception as exc:  # an adapter bug must not kill the poller; show it instead
+            return Snapshot(fetched_at=self._clock(), error=f"{type(exc).__name__}: {exc}")
+        view = build_view(leader, members, instances, self._tag_key)
+        return Snapshot(fetched_at=self._clock(), view=view, term=self._leader_term(view))
+
+    def _leader_term(self, view: ClusterView) -> int | None:
+        """Ask the leader's own agent: status/leader carries no term, and a follower's would lag."""
+        row = next((r for r in view.rows if r.is_leader), None)
+        if row is None:
+            return None
+        url = self._agents.agent_url(row.name, row.address)
+        if url is None:
+            return None
+        try:
+            agent = self._consul.with_address(url)
+        except TagjoinError:
+            return None
+        with contextlib.closing(agent):
+            try:
+                me = agent.agent_self()
+            except TagjoinError:
+                return None
+        return me.term if me.is_leader else None

@@ -1,0 +1,96 @@
+"""Who led and who held the tag, bucketed over time, for the timeline strip. Pure."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from core.view import ClusterView
+
+
+class Cell(Enum):
+    BOTH = "both"  # led and held the tag: the healthy state
+    LEADER = "leader"  # led without the tag
+    TAG = "tag"  # held the tag without leading
+    NONE = "none"
+    UNKNOWN = "unknown"  # no successful refresh covers this bucket
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    leader: str | None
+    holders: frozenset[str]  # node names, or instance ids of tagged non-members
+
+
+def sample_of(at: float, view: ClusterView) -> Sample:
+    names = {r.instance.instance_id: r.name for r in view.rows if r.instance is not None}
+    holders = frozenset(names.get(i.instance_id, i.instance_id) for i in view.tag_holders if i.running)
+    return Sample(at, view.leader_node or view.leader_address, holders)
+
+
+class History:
+    """Samples of the last `keep` seconds, oldest first."""
+
+    def __init__(self, keep: float = 900.0) -> None:
+        self.keep = keep
+        self._samples: list[Sample] = []
+
+    def add(self, sample: Sample) -> None:
+        self._samples.append(sample)
+        cutoff = sample.at - self.keep
+        drop = bisect.bisect_left([s.at for s in self._samples], cutoff)
+        # Keep the last sample before the window: it says what held at the window's start.
+        if drop > 1:
+            del self._samples[: drop - 1]
+
+    @property
+    def samples(self) -> Sequence[Sample]:
+        return tuple(self._samples)
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    name: str
+    cells: tuple[Cell, ...]
+
+
+def buckets(
+    samples: Sequence[Sample], *, now: float, width: int, bucket: float, max_gap: float
+) -> list[TimelineRow]:
+    """One row per node that led or held the tag in the window; the last column ends at `now`.
+
+    A bucket shows the state of the latest sample at or before its end; if that sample is older
+    than `max_gap`, refreshes were failing and the bucket is UNKNOWN.
+    """
+    if width <= 0 or not samples:
+        return []
+    start = now - width * bucket
+    times = [s.at for s in samples]
+    states: list[Sample | None] = []
+    for col in range(width):
+        end = start + (col + 1) * bucket
+        idx = bisect.bisect_right(times, end) - 1
+        if idx < 0 or end - samples[idx].at > max(max_gap, bucket):
+            states.append(None)
+        else:
+            states.append(samples[idx])
+    names = sorted({n for s in states if s is not None for n in (s.holders | {s.leader}) if n is not None})
+    rows = []
+    for name in names:
+        cells = tuple(_cell(s, name) for s in states)
+        rows.append(TimelineRow(name, cells))
+    return rows
+
+
+def _cell(sample: Sample | None, name: str) -> Cell:
+    if sample is None:
+        return Cell.UNKNOWN
+    led, held = sample.leader == name, name in sample.holders
+    if led and held:
+        return Cell.BOTH
+    if led:
+        return Cell.LEADER
+    return Cell.TAG if held else Cell.NONE

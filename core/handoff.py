@@ -68,6 +68,7 @@ class Report:
     node: str
     plan: Plan
     dry_run: bool = False
+    own: Instance | None = None  # this node's instance, when the pass looked it up
     created: list[TagWrite] = field(default_factory=list)
     deleted: list[TagWrite] = field(default_factory=list)
     ec2_calls: dict[str, int] = field(default_factory=dict)
@@ -110,9 +111,13 @@ def _write_json(w: TagWrite | None) -> dict[str, str] | None:
 
 
 def observe(
-    consul: ConsulClient, store: TagStore, *, instance_id: str | None = None
+    consul: ConsulClient, store: TagStore, *, instance_id: str | None = None, known_own: Instance | None = None
 ) -> Generator[Checkpoint, None, Observation]:
-    """Gather what the plan needs; a node that is not the verified leader makes no EC2 call."""
+    """Gather what the plan needs; a node that is not the verified leader makes no EC2 call.
+
+    `known_own` is this node's instance as an earlier pass of the same process found it: the
+    process runs on it, so it is still there, and a long-running keeper saves one lookup.
+    """
     yield Checkpoint("consul:agent/self")
     me = consul.agent_self()
     if not me.is_leader:
@@ -131,6 +136,8 @@ def observe(
     yield Checkpoint("ec2:DescribeInstances")
     tagged = tuple(store.tagged_instances())
     own = _own_from(tagged, me.address, instance_id)
+    if own is None and known_own is not None and known_own.private_ip == me.address:
+        own = Instance(known_own.instance_id, known_own.private_ip, known_own.public_ip, known_own.state, {})
     if own is None:
         yield Checkpoint("ec2:DescribeInstances")
         own = store.instance_by_id(instance_id) if instance_id else store.instance_by_ip(me.address)
@@ -195,14 +202,15 @@ def handoff_pass(
     clock: Clock,
     *,
     instance_id: str | None = None,
+    known_own: Instance | None = None,
     dry_run: bool = False,
 ) -> Generator[Checkpoint, None, Report]:
     """One whole pass as a resumable generator; its return value is the report."""
     started = clock.monotonic()
     before = store.stats.snapshot()
-    obs = yield from observe(consul, store, instance_id=instance_id)
+    obs = yield from observe(consul, store, instance_id=instance_id, known_own=known_own)
     p = plan(obs, store.scope.tag_key)
-    report = Report(node=obs.agent.node_name, plan=p, dry_run=dry_run)
+    report = Report(node=obs.agent.node_name, plan=p, dry_run=dry_run, own=obs.own)
     if p.writes and not dry_run:
         yield from apply(store, p, report)
     delta = store.stats.since(before)
@@ -228,6 +236,7 @@ def run_pass(
     clock: Clock,
     *,
     instance_id: str | None = None,
+    known_own: Instance | None = None,
     dry_run: bool = False,
 ) -> Report:
-    return drive(handoff_pass(consul, store, clock, instance_id=instance_id, dry_run=dry_run))
+    return drive(handoff_pass(consul, store, clock, instance_id=instance_id, known_own=known_own, dry_run=dry_run))

@@ -15,6 +15,7 @@ from core.consul import ConsulClient, next_index
 from core.ec2 import TagStore
 from core.errors import ConsulError, Ec2Error
 from core.handoff import Report, run_pass
+from core.model import Instance
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Keeper:
         self._health_index = 0
         self._raft: tuple[str, int] | None = None
         self._last_pass: float | None = None
+        self._own: Instance | None = None
 
     def run(self, should_stop: Callable[[], bool], max_iterations: int | None = None) -> None:
         done = 0
@@ -82,7 +84,8 @@ class Keeper:
         return reasons
 
     def _pass(self, reasons: list[str]) -> None:
-        report = run_pass(self.consul, self.store, self.clock, instance_id=self.instance_id)
+        report = run_pass(self.consul, self.store, self.clock, instance_id=self.instance_id, known_own=self._own)
+        self._own = report.own or self._own
         self._last_pass = self.clock.monotonic()
         self.passes.append(report)
         self.log(f"keep: {', '.join(reasons)} → {report.summary().splitlines()[0]}")

@@ -71,3 +71,19 @@ def test_follower_never_passes_and_errors_back_off(
     keeper.run(lambda: False, max_iterations=1)
     assert "retrying in 5s" in lines[-1]
     assert clock.sleeps[-1] == 5.0
+
+
+def test_keeper_remembers_its_instance_so_a_later_handoff_costs_one_read(
+    setup: tuple[Keeper, FakeAgent, list[str], FakeClock],
+) -> None:
+    keeper, agent, _lines, _clock = setup
+    keeper.run(lambda: False, max_iterations=1)
+    assert keeper.passes[0].ec2_calls == {"DescribeInstances": 2, "CreateTags": 1}
+    own = keeper.passes[0].created[0].instance_id
+    keeper.store.delete_tag_if(own, KEY, "3")  # someone removed our tag; leadership moves on to term 4
+    doc = copy.deepcopy(SELF_SERVER)
+    doc["Stats"]["raft"]["term"] = "4"
+    agent.self_doc = doc
+    keeper.run(lambda: False, max_iterations=1)
+    assert keeper.passes[-1].decision is Decision.HANDOFF
+    assert keeper.passes[-1].ec2_calls == {"DescribeInstances": 1, "CreateTags": 1}

@@ -63,7 +63,7 @@ class _ShapeError(Exception):
     """The JSON parsed but is not what this endpoint returns."""
 
 
-class _Transport(httpx.BaseTransport):
+class _BorrowedTransport(httpx.BaseTransport):
     """An injected transport lent to one client; closing the client must not close it."""
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
@@ -82,7 +82,7 @@ class ConsulClient:
     def __init__(self, settings: ConsulSettings, transport: httpx.BaseTransport | None = None) -> None:
         self._settings = settings
         self._injected = transport
-        self._http = build_http_client(settings, _Transport(transport) if transport is not None else None)
+        self._http = build_http_client(settings, _BorrowedTransport(transport) if transport is not None else None)
 
     @property
     def settings(self) -> ConsulSettings:

@@ -70,11 +70,14 @@ def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def parse_query(body: bytes | str | None) -> dict[str, str]:
+def parse_query(body: object) -> dict[str, str]:
     """EC2 query-protocol form fields (`Action`, `ResourceId.1`, `Tag.1.Key`…) of a request body."""
-    if body is None:
+    if isinstance(body, (bytes, bytearray)):
+        text = bytes(body).decode("utf-8", errors="replace")
+    elif isinstance(body, str):
+        text = body
+    else:  # EC2 never streams a request body
         return {}
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     return dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
 
 
@@ -410,13 +413,7 @@ class Ec2Faults:
 
     def _before_send(self, request: AWSPreparedRequest, event_name: str, label: str) -> AWSResponse | None:
         action = event_name.rsplit(".", 1)[-1]
-        body = request.body
-        form = (
-            parse_query(bytes(body) if isinstance(body, bytearray) else body)
-            if isinstance(body, (bytes, bytearray, str))
-            else {}
-        )
-        fault = self.intercept(action, form, label)
+        fault = self.intercept(action, parse_query(request.body), label)
         if fault is None:
             return None
         setattr(request, _FAULT_ATTR, fault.code)

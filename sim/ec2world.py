@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import boto3
 from botocore.config import Config
-from moto import mock_aws
+from moto import mock_aws, settings
 from moto.core.base_backend import BackendDict
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 DEFAULT_REGION = "ap-northeast-1"
 DEFAULT_CLUSTER_TAG = "consul-cluster"
-AMI = "ami-12c6146b"  # in moto's built-in list, so valid even with AMI validation on
+AMI = "ami-12c6146b"  # in moto's built-in list (not loaded here, see _without_default_amis)
 INSTANCE_TYPE = "t3.micro"
 DUMMY_KEY = "testing"
 
@@ -56,6 +57,26 @@ Scope = Literal["cluster", "noise", "outside", "other"]
 def retries_off() -> Config:
     """Like production's client: botocore never retries (the tag store does, in injected time)."""
     return Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+
+@contextmanager
+def _without_default_amis() -> Iterator[None]:
+    """Build EC2 backends without moto's 1,347 built-in AMIs (call under MOTO_LOCK).
+
+    Loading them costs ~50 ms per region backend, and every launch then filters the whole list
+    (~5 ms per instance). Nothing here describes images and AMI validation stays off, so
+    instances launch from `AMI` all the same.
+    """
+    original = settings.ec2_load_default_amis
+    settings.ec2_load_default_amis = _false
+    try:
+        yield
+    finally:
+        settings.ec2_load_default_amis = original
+
+
+def _false() -> bool:
+    return False
 
 
 _session_lock = threading.Lock()
@@ -138,12 +159,13 @@ class Ec2World:
             previous = Ec2World._live
             if previous is not None and not previous._closed:
                 previous._superseded = True
-            self._mock.start()
-            try:
-                self._setup()
-            except BaseException:
-                self._mock.stop()
-                raise
+            with _without_default_amis():
+                self._mock.start()
+                try:
+                    self._setup()
+                except BaseException:
+                    self._mock.stop()
+                    raise
             Ec2World._live = self
 
     def _setup(self) -> None:
@@ -152,10 +174,6 @@ class Ec2World:
         # The first call builds the region backend and the one moto's dispatcher consults (us-east-1);
         # both draw from mock_random, so they must exist before the seed is set.
         self._ec2.describe_vpcs()
-        backend = self._backend
-        # Every instance launch filters moto's AMI list (1347 images, ~5 ms per instance); nothing
-        # here describes images, so keep the one we launch from.
-        backend.amis = {AMI: backend.amis[AMI]}
         mock_random.seed(self.seed)
         self.zone = f"{self.region}a"
         self.vpc_id, self.subnet_id = self._vpc(VPC_CIDR, CLUSTER_SUBNET_CIDR, "cluster")
@@ -164,9 +182,9 @@ class Ec2World:
         )["Subnet"]["SubnetId"]
 
     def _vpc(self, cidr: str, subnet_cidr: str, name: str) -> tuple[str, str]:
-        vpc_id = self._ec2.create_vpc(CidrBlock=cidr, TagSpecifications=[_tag_spec("vpc", {"Name": name})])[
-            "Vpc"
-        ]["VpcId"]
+        vpc_id = self._ec2.create_vpc(CidrBlock=cidr, TagSpecifications=[_tag_spec("vpc", {"Name": name})])["Vpc"][
+            "VpcId"
+        ]
         subnet = self._ec2.create_subnet(VpcId=vpc_id, CidrBlock=subnet_cidr, AvailabilityZone=self.zone)
         return vpc_id, subnet["Subnet"]["SubnetId"]
 
@@ -180,7 +198,8 @@ class Ec2World:
             self._closed = True
             if Ec2World._live is self:
                 Ec2World._live = None
-            self._mock.stop()
+            with _without_default_amis():  # moto's reset rebuilds every backend before dropping it
+                self._mock.stop()
 
     def __enter__(self) -> Ec2World:
         return self
@@ -213,9 +232,7 @@ class Ec2World:
 
     # -- instances --------------------------------------------------------------------------------
 
-    def launch(
-        self, node_name: str, private_ip: str | None = None, extra_tags: Mapping[str, str] | None = None
-    ) -> str:
+    def launch(self, node_name: str, private_ip: str | None = None, extra_tags: Mapping[str, str] | None = None) -> str:
         """A cluster instance tagged Name=node and the cluster tag; returns its id."""
         tags = {"Name": node_name, **(extra_tags or {}), self.cluster_tag_key: self.cluster}
         with MOTO_LOCK:
@@ -235,12 +252,8 @@ class Ec2World:
         with MOTO_LOCK:
             self._check()
             if self._outside_subnet is None:
-                self._outside_vpc, self._outside_subnet = self._vpc(
-                    OUTSIDE_VPC_CIDR, OUTSIDE_SUBNET_CIDR, "outside"
-                )
-            return self._run(
-                self._outside_subnet, OUTSIDE_SUBNET_CIDR, private_ip, {"Name": node_name, **(tags or {})}
-            )
+                self._outside_vpc, self._outside_subnet = self._vpc(OUTSIDE_VPC_CIDR, OUTSIDE_SUBNET_CIDR, "outside")
+            return self._run(self._outside_subnet, OUTSIDE_SUBNET_CIDR, private_ip, {"Name": node_name, **(tags or {})})
 
     def _run(self, subnet_id: str, cidr: str, private_ip: str | None, tags: Mapping[str, str]) -> str:
         kwargs: dict[str, Any] = {

@@ -256,9 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = unquote(split.path)
         query = parse_qs(split.query, keep_blank_values=True)
-        agent.requests.append(
-            Recorded(self.command, path, query, {k.lower(): v for k, v in self.headers.items()})
-        )
+        agent.requests.append(Recorded(self.command, path, query, {k.lower(): v for k, v in self.headers.items()}))
         override = agent.overrides.get((self.command, path))
         if override is not None:
             if override.delay:
@@ -290,9 +288,7 @@ def _json(value: object, extra: dict[str, str] | None = None) -> _Answer:
     return 200, json.dumps(value), {**_JSON, **(extra or {})}
 
 
-def _route(
-    agent: FakeAgent, method: str, path: str, query: dict[str, list[str]], token: str | None
-) -> _Answer:
+def _route(agent: FakeAgent, method: str, path: str, query: dict[str, list[str]], token: str | None) -> _Answer:
     if agent.required_token is not None and token != agent.required_token:
         return 403, ANONYMOUS_DENIED if token is None else "ACL not found", {}
     if "stale" in query and "consistent" in query:
@@ -484,9 +480,7 @@ def make_tls_files(directory: Path, server_name: str = "server.dc1.consul") -> T
         .sign(ca_key, hashes.SHA256())
     )
 
-    def leaf(
-        common: str, usage: x509.ObjectIdentifier
-    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    def leaf(common: str, usage: x509.ObjectIdentifier) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
@@ -498,9 +492,7 @@ def make_tls_files(directory: Path, server_name: str = "server.dc1.consul") -> T
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(common)]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-            )
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
         return cert, key

@@ -170,9 +170,7 @@ def test_join_failure_is_one_line(client: ConsulClient, address: str) -> None:
 
 
 def test_force_leave_unknown_node(client: ConsulClient) -> None:
-    with pytest.raises(
-        BadResponse, match=r"Unexpected response code: 500 \(agent: No node found with name 'x/y'\)"
-    ):
+    with pytest.raises(BadResponse, match=r"Unexpected response code: 500 \(agent: No node found with name 'x/y'\)"):
         client.force_leave("x/y")
 
 
@@ -382,9 +380,7 @@ def test_rate_limited(client: ConsulClient, agent: FakeAgent, address: str) -> N
         (502, "  upstream\r\n  went away  \n"),
     ],
 )
-def test_other_status_codes(
-    client: ConsulClient, agent: FakeAgent, address: str, status: int, body: str
-) -> None:
+def test_other_status_codes(client: ConsulClient, agent: FakeAgent, address: str, status: int, body: str) -> None:
     agent.overrides["GET", "/v1/status/leader"] = Reply(status, body)
     with pytest.raises(BadResponse) as info:
         client.leader()
@@ -442,9 +438,7 @@ WRONG_SHAPES: list[tuple[str, object, str]] = [
 
 
 @pytest.mark.parametrize(("path", "doc", "method"), WRONG_SHAPES)
-def test_wrong_shape(
-    client: ConsulClient, agent: FakeAgent, address: str, path: str, doc: object, method: str
-) -> None:
+def test_wrong_shape(client: ConsulClient, agent: FakeAgent, address: str, path: str, doc: object, method: str) -> None:
     headers = {"Content-Type": "application/json", "X-Consul-Index": "5"}
     agent.overrides["GET", path] = Reply(200, json.dumps(doc), headers)
     with pytest.raises(BadResponse, match="unexpected shape") as info:

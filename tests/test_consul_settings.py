@@ -71,9 +71,7 @@ def test_unknown_scheme(raw: str) -> None:
         from_env(CONSUL_HTTP_ADDR=raw)
 
 
-@pytest.mark.parametrize(
-    "raw", ["http://", "https:///prefix", "unix://", "http://bad host:8500", "host:port"]
-)
+@pytest.mark.parametrize("raw", ["http://", "https:///prefix", "unix://", "http://bad host:8500", "host:port"])
 def test_address_without_host(raw: str) -> None:
     with pytest.raises(ConfigError, match="CONSUL_HTTP_ADDR"):
         from_env(CONSUL_HTTP_ADDR=raw)
@@ -342,9 +340,7 @@ def test_ssl_context_no_verify() -> None:
 
 def test_ssl_context_loads_ca_and_client_cert(tmp_path: Path) -> None:
     files = make_tls_files(tmp_path)
-    s = consul_settings_from_env(
-        {}, ca_file=files.ca_file, client_cert=files.client_cert, client_key=files.client_key
-    )
+    s = consul_settings_from_env({}, ca_file=files.ca_file, client_cert=files.client_cert, client_key=files.client_key)
     context = ssl_context(s)
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "Consul Agent CA"),),)]

@@ -50,7 +50,7 @@ class Aim(Enum):
 @dataclass(frozen=True)
 class ActionSpec:
     title: str
-    verb: str
+    phrase: str  # what it does to {node}, for messages and the confirm dialog
     aim: Aim
     destructive: bool
     demo_only: bool
@@ -59,27 +59,32 @@ class ActionSpec:
 
 SPECS: dict[ActionName, ActionSpec] = {
     ActionName.LEAVE: ActionSpec(
-        "Leave", "make leave", Aim.SELECTED, True, False, "graceful leave on the node's own agent; it shuts down"
+        "Leave", "make {node} leave", Aim.SELECTED, True, False, "graceful leave on the node's own agent; it shuts down"
     ),
     ActionName.REJOIN: ActionSpec(
-        "Rejoin", "rejoin", Aim.SELECTED, True, False, "start the agent again; it joins through the leader tag"
+        "Rejoin", "rejoin {node}", Aim.SELECTED, True, False, "start the agent again; it joins through the leader tag"
     ),
     ActionName.FORCE_LEAVE: ActionSpec(
-        "Force-leave", "force-leave", Aim.SELECTED, True, False, "mark a failed member left, via any agent"
+        "Force-leave", "force-leave {node}", Aim.SELECTED, True, False, "mark a failed member left, via any agent"
     ),
     ActionName.RECONCILE: ActionSpec(
-        "Reconcile", "reconcile the tag on", Aim.LEADER, False, False, "one handoff pass on the leader's agent"
+        "Reconcile",
+        "reconcile the tag on leader {node}",
+        Aim.LEADER,
+        False,
+        False,
+        "one handoff pass on the leader's agent",
     ),
-    ActionName.CRASH: ActionSpec("Crash", "crash", Aim.SELECTED, True, True, "kill the simulated agent"),
+    ActionName.CRASH: ActionSpec("Crash", "crash {node}", Aim.SELECTED, True, True, "kill the simulated agent"),
     ActionName.PARTITION: ActionSpec(
-        "Isolate", "isolate", Aim.SELECTED, True, True, "partition the node from every other node"
+        "Isolate", "isolate {node}", Aim.SELECTED, True, True, "partition the node from every other node"
     ),
-    ActionName.HEAL: ActionSpec("Heal", "heal the network of", Aim.CLUSTER, False, True, "remove every partition"),
+    ActionName.HEAL: ActionSpec("Heal", "heal every partition", Aim.CLUSTER, False, True, "remove every partition"),
     ActionName.PAUSE_LEADER: ActionSpec(
-        "Pause leader", "pause", Aim.LEADER, True, True, "stop-the-world pause of the leader"
+        "Pause leader", "pause leader {node}", Aim.LEADER, True, True, "stop-the-world pause of the leader"
     ),
     ActionName.THROTTLE: ActionSpec(
-        "Throttle EC2", "throttle EC2 for", Aim.CLUSTER, False, True, "make EC2 answer RequestLimitExceeded"
+        "Throttle EC2", "throttle EC2", Aim.CLUSTER, False, True, "make EC2 answer RequestLimitExceeded"
     ),
 }
 
@@ -110,9 +115,7 @@ class Request:
         return SPECS[self.action]
 
     def describe(self) -> str:
-        spec = self.spec
-        who = "the cluster" if spec.aim is Aim.CLUSTER else (self.target.node if self.target else "no node")
-        return f"{spec.verb} {who}"
+        return self.spec.phrase.format(node=self.target.node if self.target else "(no node)")
 
 
 @dataclass(frozen=True)
@@ -185,27 +188,27 @@ class ActionService:
         match action:
             case ActionName.LEAVE:
                 if t.status != MemberStatus.ALIVE:
-                    return Availability(False, f"{t.node} is {status}; only an alive member can leave")
+                    return Availability(False, f"it is {status}; only an alive member can leave")
                 if self._agents.agent_url(t.node, t.address) is None:
-                    return Availability(False, f"no agent address known for {t.node}")
+                    return Availability(False, "no agent address known for it")
             case ActionName.REJOIN:
                 if t.status == MemberStatus.ALIVE:
-                    return Availability(False, f"{t.node} is already alive")
+                    return Availability(False, "it is already alive")
                 if self._demo is None and self._rejoin is None:
                     return Availability(
                         False, "no --rejoin-command given (e.g. 'ssh {address} sudo systemctl start consul')"
                     )
             case ActionName.FORCE_LEAVE:
                 if t.status != MemberStatus.FAILED:
-                    return Availability(False, f"{t.node} is {status}; force-leave is for failed members")
+                    return Availability(False, f"it is {status}; only failed members can be force-left")
             case ActionName.RECONCILE:
                 if self._reconcile is None:
                     return Availability(False, "no EC2 tag store configured")
                 if self._agents.agent_url(t.node, t.address) is None:
-                    return Availability(False, f"no agent address known for leader {t.node}")
+                    return Availability(False, "no agent address known for the leader")
             case ActionName.CRASH | ActionName.PARTITION | ActionName.PAUSE_LEADER:
                 if t.status not in (MemberStatus.ALIVE, MemberStatus.LEAVING):
-                    return Availability(False, f"{t.node} is {status}")
+                    return Availability(False, f"it is {status}")
             case _:
                 pass
         return OK

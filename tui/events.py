@@ -29,6 +29,11 @@ class EventKind(StrEnum):
     MEMBER_REMOVED = "member-removed"
     FETCH_FAILED = "fetch-failed"
     FETCH_RECOVERED = "fetch-recovered"
+    # Not detected from snapshots: the console logs what the operator did, in the same log.
+    ACTION = "action"
+    ACTION_FAILED = "action-failed"
+    REFRESH_PAUSED = "refresh-paused"
+    REFRESH_RESUMED = "refresh-resumed"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class Tracker:
     holders: frozenset[str] = frozenset()  # running tag holders (instance ids)
     failing_since: float | None = None
     last_error: str | None = None
+    first_at: float | None = None  # the first successful refresh
 
 
 def observe(state: Tracker, snap: Snapshot) -> tuple[Tracker, list[Event]]:
@@ -68,7 +74,7 @@ def observe(state: Tracker, snap: Snapshot) -> tuple[Tracker, list[Event]]:
     if state.view is None:
         events.append(_first_look(at, view, snap.term))
         return (
-            Tracker(view=view, term=snap.term, leader=leader, holders=holders),
+            Tracker(view=view, term=snap.term, leader=leader, holders=holders, first_at=at),
             events,
         )
     events.extend(_member_events(at, state.view, view))
@@ -134,8 +140,10 @@ def _leader_event(at: float, old: Tracker, leader: str | None, term: int | None)
     term_text = f" (term {term})" if term is not None else ""
     if leader == old.leader:
         return Event(at, EventKind.LEADER_CHANGED, f"{leader} re-elected{term_text}", Severity.WARNING, leader)
-    was = old.leader or "no leader"
-    return Event(at, EventKind.LEADER_CHANGED, f"leader {was} → {leader}{term_text}", Severity.WARNING, leader)
+    if old.leader is None:
+        return Event(at, EventKind.LEADER_CHANGED, f"{leader} elected{term_text}", Severity.WARNING, leader)
+    text = f"leader {old.leader} → {leader}{term_text}"
+    return Event(at, EventKind.LEADER_CHANGED, text, Severity.WARNING, leader)
 
 
 def _tag_moved(at: float, view: ClusterView, old: frozenset[str], new: frozenset[str]) -> Event:

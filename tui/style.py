@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from typing import Any
 
 from rich.text import Text
 from textual.app import App
@@ -36,7 +37,7 @@ class Palette:
     dim: str = "dim"
 
     @classmethod
-    def of(cls, app: App[object]) -> Palette:
+    def of(cls, app: App[Any]) -> Palette:
         v = app.get_css_variables()
         return cls(
             ok=v.get("text-success", cls.ok),

@@ -15,7 +15,8 @@ class Cell(Enum):
     LEADER = "leader"  # led without the tag
     TAG = "tag"  # held the tag without leading
     NONE = "none"
-    UNKNOWN = "unknown"  # no successful refresh covers this bucket
+    UNKNOWN = "unknown"  # refreshes were failing: no recent sample covers this bucket
+    BEFORE = "before"  # before the first sample: the console was not watching yet
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,7 @@ class TimelineRow:
     cells: tuple[Cell, ...]
 
 
-def buckets(
-    samples: Sequence[Sample], *, now: float, width: int, bucket: float, max_gap: float
-) -> list[TimelineRow]:
+def buckets(samples: Sequence[Sample], *, now: float, width: int, bucket: float, max_gap: float) -> list[TimelineRow]:
     """One row per node that led or held the tag in the window; the last column ends at `now`.
 
     A bucket shows the state of the latest sample at or before its end; if that sample is older
@@ -69,25 +68,23 @@ def buckets(
         return []
     start = now - width * bucket
     times = [s.at for s in samples]
-    states: list[Sample | None] = []
+    states: list[Sample | Cell] = []
     for col in range(width):
         end = start + (col + 1) * bucket
         idx = bisect.bisect_right(times, end) - 1
-        if idx < 0 or end - samples[idx].at > max(max_gap, bucket):
-            states.append(None)
+        if idx < 0:
+            states.append(Cell.BEFORE)
+        elif end - samples[idx].at > max(max_gap, bucket):
+            states.append(Cell.UNKNOWN)
         else:
             states.append(samples[idx])
-    names = sorted({n for s in states if s is not None for n in (s.holders | {s.leader}) if n is not None})
-    rows = []
-    for name in names:
-        cells = tuple(_cell(s, name) for s in states)
-        rows.append(TimelineRow(name, cells))
-    return rows
+    seen = {n for s in states if isinstance(s, Sample) for n in (*s.holders, s.leader) if n is not None}
+    return [TimelineRow(name, tuple(_cell(s, name) for s in states)) for name in sorted(seen)]
 
 
-def _cell(sample: Sample | None, name: str) -> Cell:
-    if sample is None:
-        return Cell.UNKNOWN
+def _cell(sample: Sample | Cell, name: str) -> Cell:
+    if isinstance(sample, Cell):
+        return sample
     led, held = sample.leader == name, name in sample.holders
     if led and held:
         return Cell.BOTH

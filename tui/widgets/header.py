@@ -55,6 +55,9 @@ def header_text(f: Freshness, palette: Palette) -> Text:
 
 
 class StatusHeader(Static):
+    text = Text()
+
     def show(self, f: Freshness, palette: Palette) -> None:
+        self.text = header_text(f, palette)
         self.set_class(f.stale, "-stale")
-        self.update(header_text(f, palette))
+        self.update(self.text)

@@ -58,5 +58,4 @@ class InstancesTable(KeyedTable):
     KEY_COLUMN = "instance"
 
     def show(self, view: ClusterView, palette: Palette) -> None:
-        self.set_column_label("tag", view.tag_key)
         self.sync(instance_rows(view, palette))

@@ -43,12 +43,6 @@ class KeyedTable(DataTable[Text]):
             return None
         return row_key.value
 
-    def set_column_label(self, key: str, label: str) -> None:
-        column = self.columns.get(key)  # type: ignore[call-overload]
-        if column is not None and column.label.plain != label:
-            column.label = Text(label)
-            self.refresh()
-
     def sync(self, rows: Sequence[tuple[str, Cells]]) -> None:
         """Make the table show exactly `rows`, in that order, touching only what changed."""
         wanted = dict(rows)
@@ -67,7 +61,7 @@ class KeyedTable(DataTable[Text]):
             elif old != cells:
                 for (column, _), before, after in zip(self.COLUMNS, old, cells, strict=True):
                     if before != after:
-                        self.update_cell(key, column, after)
+                        self.update_cell(key, column, after, update_width=True)
             self._cells[key] = cells
         if reorder and len(rows) > 1:
             self.sort(self.KEY_COLUMN, key=lambda cell: rank.get(str(cell), len(rank)))

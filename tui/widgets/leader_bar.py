@@ -40,9 +40,7 @@ def leader_text(
     if view.tag_agrees:
         t.append(f" {TAG_MARK} tag agrees ", style=f"bold reverse {palette.ok}")
     else:
-        holders = ", ".join(
-            f"{i.instance_id}={i.tags.get(view.tag_key, '')}" for i in view.tag_holders if i.running
-        )
+        holders = ", ".join(f"{i.instance_id}={i.tags.get(view.tag_key, '')}" for i in view.tag_holders if i.running)
         t.append(f" {TAG_MARK} tag disagrees ", style=f"bold reverse {palette.err}")
         t.append(f"  held by {holders}" if holders else "  no running instance holds it", style=palette.err)
     return t

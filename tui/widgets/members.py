@@ -59,5 +59,4 @@ class MembersTable(KeyedTable):
     KEY_COLUMN = "name"
 
     def show(self, rows: Sequence[NodeRow], query: str, palette: Palette, tag_key: str) -> None:
-        self.set_column_label("tag", tag_key)
         self.sync([(r.name, member_cells(r, palette)) for r in rows if matches(r, query)])

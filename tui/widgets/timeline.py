@@ -8,10 +8,12 @@ from rich.text import Text
 from textual.events import Resize
 from textual.widgets import Static
 
+from tui.events import fmt_secs
 from tui.style import Palette
 from tui.timeline import Cell, Sample, buckets
 
-_GLYPH = {Cell.BOTH: "█", Cell.LEADER: "▓", Cell.TAG: "░", Cell.NONE: "·", Cell.UNKNOWN: "?"}
+_GLYPH = {Cell.BOTH: "█", Cell.LEADER: "▓", Cell.TAG: "░", Cell.NONE: "·", Cell.UNKNOWN: "?", Cell.BEFORE: " "}
+LEGEND = "█ led+tag  ▓ led, no tag  ░ tag only  ? no data"
 _NAME_WIDTH = 10
 
 
@@ -26,23 +28,17 @@ def timeline_text(
         Cell.TAG: palette.warn,
         Cell.NONE: palette.dim,
         Cell.UNKNOWN: palette.dim,
+        Cell.BEFORE: palette.dim,
     }
     t = Text(no_wrap=True, overflow="crop")
     if not rows:
         t.append("no history yet", style=palette.dim)
-    for row in rows:
+    for i, row in enumerate(rows):
+        if i:
+            t.append("\n")
         t.append(f"{row.name[:_NAME_WIDTH]:<{_NAME_WIDTH}} ")
         for cell in row.cells:
             t.append(_GLYPH[cell], style=style[cell])
-        t.append("\n")
-    span = cols * bucket
-    t.append(f"{'':<{_NAME_WIDTH}} ", style=palette.dim)
-    t.append("█", style=palette.ok)
-    t.append(" led+tag ", style=palette.dim)
-    t.append("▓", style=palette.err)
-    t.append(" led, no tag ", style=palette.dim)
-    t.append("░", style=palette.warn)
-    t.append(f" tag only   {bucket:g}s/char, last {span / 60:.0f}m", style=palette.dim)
     return t
 
 
@@ -51,6 +47,7 @@ class TimelineStrip(Static):
         super().__init__(id=id)
         self._samples: Sequence[Sample] = ()
         self._now = 0.0
+        self._palette = Palette()
         self.bucket = 5.0
         self.max_gap = 15.0
 
@@ -59,11 +56,12 @@ class TimelineStrip(Static):
         self._draw()
 
     def on_resize(self, _event: Resize) -> None:
-        if hasattr(self, "_palette"):
-            self._draw()
+        self._draw()
 
     def _draw(self) -> None:
         width = self.content_size.width or 80
+        span = max(0, width - _NAME_WIDTH - 1) * self.bucket
+        self.border_subtitle = f"{LEGEND}  ·  {self.bucket:g}s/char, {fmt_secs(span)}"
         self.update(
             timeline_text(
                 self._samples,

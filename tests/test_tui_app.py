@@ -1,0 +1,354 @@
+"""The console under Textual's Pilot, fed deterministic snapshots (no network, no sleeps)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC
+
+import httpx
+import pytest
+from textual.command import CommandPalette
+from textual.pilot import Pilot
+from textual.widgets import Button, Input
+
+from core.model import Member, MemberStatus
+from tui.actions import ActionName, ActionService, ReadOnlyError
+from tui.agents import TemplateAgents
+from tui.app import ConsoleApp
+from tui.demo_control import DemoControl
+from tui.events import EventKind
+from tui.source import Snapshot
+from tui.testing import TAG_KEY, FakeConsul, FixedClock, ScriptedSource, failed, instance, member, snapshot
+from tui.widgets.confirm import ConfirmScreen
+from tui.widgets.event_log import EventLog
+from tui.widgets.header import StatusHeader
+from tui.widgets.help import HelpScreen
+from tui.widgets.members import MembersTable
+
+T0 = 1_700_000_000.0
+SIZE = (130, 36)
+
+
+def members(**status: MemberStatus) -> list[Member]:
+    names = {"node-a": "10.0.1.1", "node-b": "10.0.1.2", "node-c": "10.0.1.3"}
+    return [member(n, ip, status.get(n.replace("-", "_"), MemberStatus.ALIVE)) for n, ip in names.items()]
+
+
+def healthy(at: float = T0, **status: MemberStatus) -> Snapshot:
+    insts = [
+        instance("i-a", "10.0.1.1", tags={TAG_KEY: "4"}),
+        instance("i-b", "10.0.1.2"),
+        instance("i-c", "10.0.1.3"),
+    ]
+    return snapshot(at, "10.0.1.1", members(**status), insts, term=4)
+
+
+def make_app(
+    source: ScriptedSource,
+    *,
+    read_only: bool = False,
+    consul: FakeConsul | None = None,
+    demo: DemoControl | None = None,
+) -> tuple[ConsoleApp, FakeConsul]:
+    consul = consul or FakeConsul()
+    actions = ActionService(consul, TemplateAgents(), read_only=read_only, demo=demo)
+    # A huge interval: the timer never fires, refreshes happen when a test asks for them.
+    return ConsoleApp(source, actions, interval=3600, clock=FixedClock(T0), tz=UTC), consul
+
+
+async def settle(pilot: Pilot[None], done: Callable[[], bool], what: str) -> None:
+    """Wait for workers and the message queue until `done`, a bounded number of rounds."""
+    for _ in range(200):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if done():
+            return
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def refreshed(pilot: Pilot[None], app: ConsoleApp) -> None:
+    before = app.applied
+    assert app.refresh_now()
+    await settle(pilot, lambda: app.applied > before, "a refresh")
+
+
+def table(app: ConsoleApp) -> MembersTable:
+    return app.query_one(MembersTable)
+
+
+def keys(app: ConsoleApp) -> list[str | None]:
+    return [r.key.value for r in table(app).ordered_rows]
+
+
+async def test_rows_are_diffed_by_key_never_cleared() -> None:
+    source = ScriptedSource([healthy()])
+    app, _ = make_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        t = table(app)
+        assert keys(app) == ["node-a", "node-b", "node-c"]
+
+        cleared: list[bool] = []
+
+        def no_clear(columns: bool = False) -> MembersTable:
+            cleared.append(columns)
+            return t
+
+        t.clear = no_clear  # type: ignore[method-assign]
+        updates: list[tuple[object, object]] = []
+        real_update = t.update_cell
+
+        def spy(row_key: object, column_key: object, value: object, **kw: bool) -> None:
+            updates.append((row_key, column_key))
+            real_update(row_key, column_key, value, **kw)  # type: ignore[arg-type]
+
+        t.update_cell = spy  # type: ignore[method-assign]
+        t.move_cursor(row=2)  # node-c selected
+
+        source.push(healthy(T0 + 2, node_b=MemberStatus.FAILED))
+        await refreshed(pilot, app)
+        assert cleared == []
+        assert keys(app) == ["node-a", "node-b", "node-c"]
+        assert t.get_cell("node-b", "status").plain == "✖ failed"
+        assert updates == [("node-b", "status")]  # only the changed cell
+        assert t.selected_key == "node-c"
+
+        # A member appears that sorts first, another one goes: rows move, the cursor follows its node.
+        gone = [m for m in members(node_b=MemberStatus.FAILED) if m.name != "node-a"]
+        source.push(snapshot(T0 + 4, "10.0.1.2", [member("node-0", "10.0.1.9"), *gone], [instance("i-b", "10.0.1.2")]))
+        await refreshed(pilot, app)
+        assert cleared == []
+        assert keys(app) == ["node-0", "node-b", "node-c"]
+        assert t.selected_key == "node-c"
+        logged = {(e.kind, e.subject) for e in app.query_one(EventLog).entries}
+        assert {(EventKind.MEMBER_JOINED, "node-0"), (EventKind.MEMBER_REMOVED, "node-a")} <= logged
+
+
+async def test_confirm_has_cancel_focused_and_acts_on_the_captured_node() -> None:
+    source = ScriptedSource([healthy()])
+    app, consul = make_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        table(app).move_cursor(row=1)
+        await pilot.press("l")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirm dialog")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        assert isinstance(app.focused, Button) and app.focused.id == "cancel"
+        assert dialog.request.target is not None and dialog.request.target.node == "node-b"
+        question = str(dialog.query_one("#confirm-question").render())
+        assert "node-b" in question
+
+        # The table re-sorts under the dialog and the cursor ends on another node.
+        source.push(snapshot(T0 + 2, "10.0.1.1", [member("node-0", "10.0.1.9"), *members()], []))
+        await refreshed(pilot, app)
+        assert keys(app) == ["node-0", "node-a", "node-b", "node-c"]
+        table(app).move_cursor(row=1)
+        assert table(app).selected_key == "node-a"
+
+        await pilot.press("tab", "enter")  # from Cancel to the confirm button
+        await settle(pilot, lambda: any(c[1] == "leave" for c in consul.calls), "the leave call")
+        assert [c for c in consul.calls if c[1] == "leave"] == [("http://10.0.1.2:8500", "leave", "")]
+        await settle(
+            pilot,
+            lambda: any(e.kind is EventKind.ACTION for e in app.query_one(EventLog).entries),
+            "the action in the event log",
+        )
+
+
+async def test_cancel_does_nothing() -> None:
+    app, consul = make_app(ScriptedSource([healthy()]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        await pilot.press("l")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirm dialog")
+        await pilot.press("enter")  # Cancel has the focus
+        await settle(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "the dialog to close")
+        assert [c for c in consul.calls if c[1] == "leave"] == []
+
+
+async def test_read_only_dims_every_action_and_the_service_refuses() -> None:
+    posted: list[httpx.Request] = []
+
+    def control_api(request: httpx.Request) -> httpx.Response:
+        posted.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    control = DemoControl("http://127.0.0.1:1", transport=httpx.MockTransport(control_api))
+    app, consul = make_app(ScriptedSource([healthy(node_c=MemberStatus.FAILED)]), read_only=True, demo=control)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        active = app.screen.active_bindings
+        for key in ("l", "s", "F", "t", "x", "i", "h", "z", "e"):
+            assert key in active, key
+            assert active[key].enabled is False, key  # shown dimmed, blocked
+        assert active["p"].enabled and active["q"].enabled
+
+        for key in ("l", "F", "x", "t"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert not isinstance(app.screen, ConfirmScreen)
+        # Straight to the action layer, past every UI check: it refuses on its own.
+        for name in ActionName:
+            with pytest.raises(ReadOnlyError):
+                app.actions.perform(app.capture(name, "node-c"))
+        app.request(ActionName.LEAVE, "node-a")
+        await pilot.pause()
+        assert all(c[1] in ("leader", "members", "agent_self") for c in consul.calls)
+        assert posted == []
+        assert [c.title for c in app.palette_commands()] == ["Refresh now", "Pause refresh", "Filter members", "Help"]
+        assert "READ-ONLY" in app.query_one(StatusHeader).text.plain
+
+
+async def test_unavailable_action_keys_are_dimmed_for_the_selected_node() -> None:
+    app, _ = make_app(ScriptedSource([healthy(node_c=MemberStatus.FAILED)]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        active = app.screen.active_bindings
+        assert active["l"].enabled and not active["F"].enabled
+        assert "x" not in active  # demo-only keys are hidden outside the demo
+        await pilot.press("j", "j")
+        assert table(app).selected_key == "node-c"
+        active = app.screen.active_bindings
+        assert not active["l"].enabled and active["F"].enabled
+        assert not active["s"].enabled  # no demo and no --rejoin-command
+        hint = str(app.query_one("#hint").render())
+        assert "--rejoin-command" in hint
+        await pilot.press("F")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the force-leave dialog")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.request.describe() == "force-leave node-c"
+
+
+async def test_stale_state_on_fetch_error_keeps_the_last_view() -> None:
+    source = ScriptedSource([healthy()])
+    app, _ = make_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        clock = app.clock
+        assert isinstance(clock, FixedClock)
+        clock.advance(12)
+        source.push(failed(clock.t, "GET /v1/status/leader: agent http://127.0.0.1:8500 unreachable"))
+        await refreshed(pilot, app)
+        header = app.query_one(StatusHeader)
+        assert header.has_class("-stale")
+        text = header.text.plain
+        assert "STALE" in text and "last success 12s ago" in text
+        assert "agent http://127.0.0.1:8500 unreachable" in text
+        assert keys(app) == ["node-a", "node-b", "node-c"]  # the last view stays
+        assert app.is_running
+        assert app.query_one(EventLog).entries[-1].kind is EventKind.FETCH_FAILED
+
+        clock.advance(2)
+        source.push(healthy(clock.t))
+        await refreshed(pilot, app)
+        assert not header.has_class("-stale")
+        assert "STALE" not in header.text.plain
+        assert app.query_one(EventLog).entries[-1].kind is EventKind.FETCH_RECOVERED
+
+
+async def test_only_one_poll_in_flight() -> None:
+    release = threading.Event()
+
+    class Slow(ScriptedSource):
+        def fetch(self) -> Snapshot:
+            release.wait(timeout=30)
+            return super().fetch()
+
+    source = Slow([healthy()])
+    app, _ = make_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        assert not app.refresh_now()  # the mount's poll is still running
+        await pilot.press("r")
+        assert app.applied == 0
+        release.set()
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        assert source.fetches == 1
+
+
+async def test_help_screen_opens_and_closes() -> None:
+    app, _ = make_app(ScriptedSource([healthy()]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        await pilot.press("question_mark")
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        body = str(app.screen.query_one("#help-body").render())
+        assert "Force-leave" in body and "unavailable" in body
+        await pilot.press("escape")
+        await settle(pilot, lambda: not isinstance(app.screen, HelpScreen), "help to close")
+
+
+async def test_filter_narrows_members_and_escape_clears_it() -> None:
+    snap = snapshot(T0, "10.0.1.1", [*members(), member("web-1", "10.0.2.1", server=False)], [])
+    app, _ = make_app(ScriptedSource([snap]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input) and app.focused.id == "filter"
+        await pilot.press(*"client")
+        await settle(pilot, lambda: keys(app) == ["web-1"], "the filtered table")
+        assert "filter: client" in str(table(app).border_title)
+        await pilot.press("enter")
+        assert isinstance(app.focused, MembersTable)
+        await pilot.press("escape")
+        await settle(pilot, lambda: keys(app) == ["node-a", "node-b", "node-c", "web-1"], "the whole table")
+
+
+async def test_command_palette_offers_actions_per_node() -> None:
+    app, _ = make_app(ScriptedSource([healthy()]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        titles = [c.title for c in app.palette_commands()]
+        assert {"Leave node-a", "Leave node-b", "Leave node-c"} <= set(titles)
+        assert "Force-leave node-a" not in titles  # only what the action layer allows now
+        await pilot.press("colon")
+        await settle(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        await pilot.press(*"leave node-c")
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirm dialog")
+        assert isinstance(app.screen, ConfirmScreen)
+        req = app.screen.request
+        assert req.action is ActionName.LEAVE and req.target is not None and req.target.node == "node-c"
+
+
+async def test_pause_stops_polling_and_shows_it() -> None:
+    source = ScriptedSource([healthy()])
+    app, _ = make_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        await pilot.press("p")
+        assert app.actions.refresh_paused
+        assert "paused" in app.query_one(StatusHeader).text.plain
+        app._tick()  # what the interval timer would do
+        await pilot.pause()
+        assert source.fetches == 1
+        assert app.screen.active_bindings["p"].binding.action == "resume_refresh"
+        await pilot.press("p")
+        await settle(pilot, lambda: app.applied == 2, "the refresh after resume")
+        assert not app.actions.refresh_paused
+
+
+async def test_failed_action_is_reported_in_the_log() -> None:
+    consul = FakeConsul(unreachable={"http://10.0.1.1:8500"})
+    app, _ = make_app(ScriptedSource([healthy()]), consul=consul)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        await pilot.press("l", "y")
+        await settle(
+            pilot,
+            lambda: any(e.kind is EventKind.ACTION_FAILED for e in app.query_one(EventLog).entries),
+            "the failure in the log",
+        )
+        entry = next(e for e in app.query_one(EventLog).entries if e.kind is EventKind.ACTION_FAILED)
+        assert "unreachable" in entry.message and entry.subject == "node-a"
+
+
+async def test_mouse_selects_a_member_row() -> None:
+    app, _ = make_app(ScriptedSource([healthy()]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        # Border, header row, then node-a, node-b, node-c.
+        assert await pilot.click(MembersTable, offset=(12, 4))
+        await pilot.pause()
+        assert table(app).selected_key == "node-c"

@@ -1,0 +1,75 @@
+"""`tagjoin console` flags and wiring (the app is built, never run, here)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from core.consul_settings import consul_settings_from_env
+from core.errors import ConfigError
+from core.settings import AwsSettings, Scope
+from tui.app import ConsoleApp
+from tui.cli import register
+from tui.wiring import ConsoleOptions, build_console
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tagjoin")
+    register(p.add_subparsers(dest="command"))
+    return p
+
+
+def test_flags_and_defaults() -> None:
+    args = parser().parse_args(
+        [
+            "console",
+            "--read-only",
+            "--interval",
+            "500ms",
+            "--rejoin-command",
+            "ssh {address} start",
+            "--tag-key",
+            "lead",
+        ]
+    )
+    assert args.read_only and args.interval == 0.5 and args.tag_key == "lead"
+    assert args.agent_template == "http://{address}:8500"
+    assert (args.demo, args.servers, args.clients) == (False, 3, 2)
+    assert callable(args.handler)
+
+
+@pytest.mark.parametrize("bad", [["--interval", "soon"], ["--interval", "10ms"], ["--servers", "0"]])
+def test_bad_flags_are_usage_errors(bad: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parser().parse_args(["console", *bad])
+    assert exc.value.code == 2
+
+
+def test_demo_placeholder_is_a_clear_error() -> None:
+    args = parser().parse_args(["console", "--demo"])
+    with pytest.raises(ConfigError, match="embedded demo cluster is not available yet"):
+        args.handler(args)
+
+
+def test_missing_region_fails_before_the_screen_opens(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    args = parser().parse_args(["console"])
+    with pytest.raises(ConfigError, match="no AWS region"):
+        args.handler(args)
+
+
+def test_build_console_wires_real_adapters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    consul = consul_settings_from_env({}, http_addr="127.0.0.1:1")
+    aws = AwsSettings(region="eu-west-1", endpoint_url="http://127.0.0.1:2")
+    built = build_console(consul, aws, Scope(cluster="prod"), ConsoleOptions(interval=3, read_only=True))
+    try:
+        assert isinstance(built.app, ConsoleApp)
+        assert built.app.interval == 3 and built.app.actions.read_only and not built.app.actions.demo
+        assert built.app.source.label == "consul http://127.0.0.1:1  ec2 http://127.0.0.1:2 cluster=prod"
+    finally:
+        for close in built.closers:
+            close()

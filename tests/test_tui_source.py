@@ -1,0 +1,158 @@
+"""One console poll: Consul + EC2 into a Snapshot; failures become a stale snapshot, not an exception."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import pytest
+from moto import mock_aws
+
+from core.clock import SystemClock
+from core.consul import ConsulClient
+from core.consul_settings import consul_settings_from_env
+from core.ec2 import TagStore, make_ec2_client
+from core.model import AgentSelf, MemberStatus
+from core.settings import AwsSettings, Scope
+from tests.ec2world import REGION, build_world
+from tui.agents import DemoAgents, TemplateAgents
+from tui.demo_control import DemoControl
+from tui.source import ClusterSource
+from tui.testing import TAG_KEY, FakeConsul, FakeStore, FixedClock, instance, member
+
+
+def cluster() -> tuple[FakeConsul, FakeStore]:
+    consul = FakeConsul(
+        leader_addr="10.0.1.1:8300",
+        member_list=[member("node-1", "10.0.1.1"), member("node-2", "10.0.1.2", MemberStatus.FAILED)],
+        agents={
+            "http://10.0.1.1:8500": AgentSelf("node-1", "10.0.1.1", "dc1", True, "Leader", 9),
+        },
+    )
+    store = FakeStore(
+        [
+            instance("i-1", "10.0.1.1", tags={TAG_KEY: "9"}),
+            instance("i-2", "10.0.1.2", "stopped"),
+            instance("i-9", "10.0.9.9", "terminated", tags={TAG_KEY: "4"}),
+        ]
+    )
+    return consul, store
+
+
+def test_fetch_builds_the_view_and_asks_the_leaders_own_agent_for_the_term() -> None:
+    consul, store = cluster()
+    clock = FixedClock(500.0)
+    snap = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="x", clock=clock).fetch()
+    assert snap.ok and snap.error is None and snap.fetched_at == 500.0
+    assert snap.term == 9
+    assert snap.view is not None
+    assert snap.view.leader_node == "node-1" and snap.view.tag_agrees
+    # Instances in any state, so a tag left on a terminated instance is visible.
+    assert [i.instance_id for i in snap.view.instances] == ["i-1", "i-2", "i-9"]
+    assert ("http://10.0.1.1:8500", "agent_self", "") in consul.calls
+
+
+def test_an_unreachable_leader_agent_only_loses_the_term() -> None:
+    consul, store = cluster()
+    consul.unreachable.add("http://10.0.1.1:8500")
+    snap = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="x").fetch()
+    assert snap.ok and snap.term is None
+
+
+def test_a_consul_failure_is_a_stale_snapshot_with_the_error() -> None:
+    consul, store = cluster()
+    consul.unreachable.add(consul.address)
+    snap = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="x", clock=FixedClock(7.0)).fetch()
+    assert not snap.ok and snap.view is None
+    assert snap.error == "agent http://127.0.0.1:8500 unreachable"
+    assert snap.fetched_at == 7.0
+
+
+def test_an_unexpected_adapter_exception_is_reported_not_raised() -> None:
+    consul, _ = cluster()
+
+    class Broken:
+        def instances(self, *, states: object = None) -> list[object]:
+            raise KeyError("Reservations")
+
+    snap = ClusterSource(consul, Broken(), TemplateAgents(), tag_key=TAG_KEY, label="x").fetch()  # type: ignore[arg-type]
+    assert snap.error == "KeyError: 'Reservations'"
+
+
+def test_demo_agents_come_from_the_control_api() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        nodes = [
+            {
+                "name": "node-1",
+                "address": "10.0.1.1",
+                "agent": "http://127.0.0.1:18501",
+                "role": "server",
+                "running": True,
+            },
+        ]
+        return httpx.Response(200, json={"nodes": nodes})
+
+    agents = DemoAgents(DemoControl("http://127.0.0.1:1", transport=httpx.MockTransport(handler)))
+    consul, store = cluster()
+    consul.agents["http://127.0.0.1:18501"] = consul.agents.pop("http://10.0.1.1:8500")
+    snap = ClusterSource(consul, store, agents, tag_key=TAG_KEY, label="demo").fetch()
+    assert snap.term == 9
+    assert agents.agent_url("node-1", "10.0.1.1") == "http://127.0.0.1:18501"
+    assert agents.agent_url("node-2", "10.0.1.2") is None
+
+
+def test_demo_agents_keep_the_last_map_when_the_control_api_fails() -> None:
+    answers = iter(
+        [
+            httpx.Response(200, json={"nodes": [{"name": "a", "address": "1", "agent": "http://127.0.0.1:2"}]}),
+            httpx.Response(503, json={"error": "busy"}),
+        ]
+    )
+    agents = DemoAgents(DemoControl("http://127.0.0.1:1", transport=httpx.MockTransport(lambda _r: next(answers))))
+    agents.refresh()
+    agents.refresh()
+    assert agents.agent_url("a", "1") == "http://127.0.0.1:2"
+
+
+def test_the_real_adapters_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """core's ConsulClient (on a mock transport) and TagStore (on moto) behind ClusterSource."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+
+    def agent(request: httpx.Request) -> httpx.Response:
+        m1 = {"Name": "node-1", "Addr": "10.0.1.10", "Port": 8301, "Status": 1, "Tags": {"role": "consul"}}
+        m2 = {"Name": "node-2", "Addr": "10.0.1.11", "Port": 8301, "Status": 4, "Tags": {"role": "consul"}}
+        match request.url.path:
+            case "/v1/status/leader":
+                return httpx.Response(200, json="10.0.1.10:8300")
+            case "/v1/agent/members":
+                return httpx.Response(200, json=[m1, m2])
+            case "/v1/agent/self":
+                assert request.url.host == "10.0.1.10"  # the leader's own agent, from the template
+                body = {
+                    "Config": {"NodeName": "node-1", "Datacenter": "dc1", "Server": True},
+                    "Member": m1,
+                    "Stats": {"raft": {"state": "Leader", "term": "12"}},
+                }
+                return httpx.Response(200, json=body)
+        return httpx.Response(404, text="not found")
+
+    with mock_aws():
+        world = build_world(make_ec2_client(AwsSettings(region=REGION)))
+        world.launch("10.0.1.10", cluster="c1", tags={TAG_KEY: "12"})
+        stopped = world.launch("10.0.1.11", cluster="c1")
+        world.stop(stopped)
+        world.launch("10.0.1.50", cluster="c2", tags={TAG_KEY: "3"})  # another cluster: out of scope
+        store = TagStore(world.client, Scope(cluster="c1"), clock=SystemClock(), rng=random.Random(1))
+        consul = ConsulClient(consul_settings_from_env({}, http_addr="127.0.0.1:8500"), httpx.MockTransport(agent))
+        with consul:
+            snap = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="real").fetch()
+    assert snap.error is None and snap.view is not None
+    assert snap.term == 12 and snap.view.tag_agrees
+    assert [(r.name, r.instance.state if r.instance else None) for r in snap.view.rows] == [
+        ("node-1", "running"),
+        ("node-2", "stopped"),
+    ]

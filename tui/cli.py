@@ -1,0 +1,115 @@
+"""`tagjoin console`: registered into core's CLI through the `tagjoin.commands` entry point."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from core.cli import aws_flags, consul_flags
+from core.errors import ConfigError
+from tui.agents import DEFAULT_AGENT_TEMPLATE
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "console",
+        parents=[consul_flags(), aws_flags()],
+        help="the operator console (Textual); --demo runs it on an embedded simulated cluster",
+        description="Watch the leader, members, EC2 tags and drift; leave, rejoin, force-leave, reconcile.",
+    )
+    g = p.add_argument_group("console")
+    g.add_argument("--demo", action="store_true", help="start an embedded simulated cluster on 127.0.0.1")
+    g.add_argument("--servers", type=_positive_int, default=3, metavar="N", help="demo servers (default 3)")
+    g.add_argument("--clients", type=_count, default=2, metavar="M", help="demo clients (default 2)")
+    g.add_argument("--read-only", action="store_true", help="refuse every action that changes the cluster")
+    g.add_argument("--interval", type=_seconds, default=2.0, metavar="SECONDS", help="refresh every (default 2s)")
+    g.add_argument(
+        "--agent-template",
+        default=DEFAULT_AGENT_TEMPLATE,
+        metavar="TEMPLATE",
+        help="each node's own agent, from {address} and {node} (default %(default)s)",
+    )
+    g.add_argument(
+        "--rejoin-command",
+        metavar="TEMPLATE",
+        help="command that starts a node's agent, e.g. 'ssh {address} sudo systemctl start consul' (no shell)",
+    )
+    p.set_defaults(handler=run_console)
+
+
+def run_console(args: argparse.Namespace) -> int:
+    from core.consul_settings import consul_settings_from_env
+    from core.settings import aws_from_env, scope_from_env
+    from tui.wiring import ConsoleOptions, build_console, demo_settings
+
+    options = ConsoleOptions(
+        interval=args.interval,
+        read_only=args.read_only,
+        agent_template=args.agent_template,
+        rejoin_command=args.rejoin_command,
+    )
+    if args.demo:
+        from tui.demo import start_embedded
+
+        try:
+            endpoints = start_embedded(args.servers, args.clients)
+        except NotImplementedError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            consul, aws, scope = demo_settings(endpoints)
+            build_console(consul, aws, scope, options, control_url=endpoints.control_url).run()
+        finally:
+            endpoints.stop()
+        return 0
+    env = os.environ
+    consul = consul_settings_from_env(
+        env,
+        http_addr=args.http_addr,
+        token=args.token,
+        token_file=args.token_file,
+        ca_file=args.ca_file,
+        ca_path=args.ca_path,
+        client_cert=args.client_cert,
+        client_key=args.client_key,
+        tls_server_name=args.tls_server_name,
+    )
+    aws = aws_from_env(env, region=args.region, endpoint_url=args.endpoint_url, instance_id=args.instance_id)
+    aws.require_region()  # fail before the screen opens, with the one-line message
+    scope = scope_from_env(env, tag_key=args.tag_key, cluster=args.cluster)
+    build_console(consul, aws, scope, options).run()
+    return 0
+
+
+def _seconds(text: str) -> float:
+    """`2`, `2s`, `500ms`, `1m`."""
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0}
+    number, factor = text, 1.0
+    for suffix in ("ms", "s", "m"):
+        if text.endswith(suffix):
+            number, factor = text[: -len(suffix)], scale[suffix]
+            break
+    try:
+        value = float(number) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 2, 2s, 500ms)") from None
+    if value < 0.1:
+        raise argparse.ArgumentTypeError(f"refresh interval {text!r} is below 100ms")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least one server is needed")
+    return value

@@ -1,0 +1,96 @@
+"""Build a ConsoleApp from settings: the real adapters for a cluster, or the demo's endpoints."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.clock import SystemClock, system_random
+from core.consul import ConsulClient
+from core.consul_settings import ConsulSettings
+from core.ec2 import TagStore, make_ec2_client
+from core.handoff import Report, run_pass
+from core.settings import AwsSettings, Scope
+from tui.actions import ActionService
+from tui.agents import DEFAULT_AGENT_TEMPLATE, DemoAgents, TemplateAgents
+from tui.app import ConsoleApp
+from tui.demo import DemoEndpoints
+from tui.demo_control import DemoControl
+from tui.ports import AgentResolver
+from tui.rejoin import RejoinCommand
+from tui.source import ClusterSource
+
+
+@dataclass(frozen=True)
+class ConsoleOptions:
+    interval: float = 2.0
+    read_only: bool = False
+    agent_template: str = DEFAULT_AGENT_TEMPLATE
+    rejoin_command: str | None = None
+
+
+@dataclass
+class Console:
+    """The app plus what must be closed after it exits."""
+
+    app: ConsoleApp
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def run(self) -> None:
+        try:
+            self.app.run()
+        finally:
+            for close in reversed(self.closers):
+                close()
+
+
+def build_console(
+    consul_settings: ConsulSettings,
+    aws: AwsSettings,
+    scope: Scope,
+    options: ConsoleOptions,
+    *,
+    control_url: str | None = None,
+) -> Console:
+    """`control_url` set means demo mode: its control API restarts nodes and lists agents."""
+    consul = ConsulClient(consul_settings)
+    closers: list[Callable[[], None]] = [consul.close]
+    store = TagStore(
+        make_ec2_client(aws), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts
+    )
+    demo: DemoControl | None = None
+    agents: AgentResolver
+    if control_url is not None:
+        demo = DemoControl(control_url)
+        closers.append(demo.close)
+        agents = DemoAgents(demo)
+    else:
+        agents = TemplateAgents(options.agent_template)
+    rejoin = RejoinCommand(options.rejoin_command) if options.rejoin_command else None
+
+    def reconcile(agent_url: str) -> Report:
+        with consul.with_address(agent_url) as leader_agent:
+            return run_pass(leader_agent, store, SystemClock(), instance_id=aws.instance_id)
+
+    where = f"ec2 {aws.endpoint_url or aws.region}"
+    if scope.cluster:
+        where += f" cluster={scope.cluster}"
+    label = f"consul {consul.address}  {where}"
+    source = ClusterSource(consul, store, agents, tag_key=scope.tag_key, label=label)
+    actions = ActionService(consul, agents, read_only=options.read_only, rejoin=rejoin, demo=demo, reconcile=reconcile)
+    return Console(ConsoleApp(source, actions, interval=options.interval), closers)
+
+
+def demo_settings(endpoints: DemoEndpoints) -> tuple[ConsulSettings, AwsSettings, Scope]:
+    """Settings for the embedded cluster; the operator's own CONSUL_* and AWS_* do not apply to it."""
+    from core.consul_settings import consul_settings_from_env
+    from core.settings import scope_from_env
+
+    # moto accepts any credentials, but botocore refuses to sign without some.
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(key, "demo")
+    consul = consul_settings_from_env({}, http_addr=endpoints.consul_address)
+    aws = AwsSettings(region=endpoints.region, endpoint_url=endpoints.ec2_endpoint)
+    scope = scope_from_env({}, tag_key=endpoints.tag_key, cluster=endpoints.cluster)
+    return consul, aws, scope

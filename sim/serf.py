@@ -56,6 +56,7 @@ class SerfTimings:
     suspicion_max_mult: int = 6
     leave_settle_ms: tuple[int, int] = (200, 800)
     reconnect_interval_ms: int = 30_000
+    push_pull_interval_ms: int = 30_000
 
 
 class JoinFailed(Exception):
@@ -95,6 +96,7 @@ class Serf:
         self._gossip_rng = host.engine.streams.get("serf.gossip")
         self._reconnect_rng = host.engine.streams.get("serf.reconnect")
         self._lost_at: dict[tuple[str, str], int] = {}
+        self._sync_rng = host.engine.streams.get("serf.push-pull")
 
     # helpers --------------------------------------------------------------------------------
 
@@ -116,19 +118,21 @@ class Serf:
         entry = self.view(observer).get(subject)
         return None if entry is None else entry.status
 
-    def _apply(self, observer: str, entry: MemberEntry) -> None:
+    def _apply(self, observer: str, entry: MemberEntry) -> bool:
+        """Take `entry` into `observer`'s view if it is newer; True if it was."""
         view = self.views.setdefault(observer, {})
         cur = view.get(entry.name)
         if cur is not None and cur.version >= entry.version:
-            return
+            return False
         view[entry.name] = entry
         node = self.host.node(observer)
         if node is None:
-            return
+            return True
         if cur is None or cur.status != entry.status or cur.addr != entry.addr:
             self.host.serf_changed(node, entry.name, entry)
         if entry.name == observer and entry.status != ALIVE and observer not in self.leaving and node.responsive:
             self._refute(node)
+        return True
 
     def _erase(self, observer: str, name: str, version: int) -> None:
         view = self.views.get(observer)
@@ -184,6 +188,7 @@ class Serf:
             for name in [n for n in view if n != node.name]:
                 del view[name]
         self._apply(node.name, self._self_entry(node, ALIVE))
+        self._arm_push_pull(node)
         if not rejoin:
             return
         for name, entry in sorted(view.items()):
@@ -221,11 +226,16 @@ class Serf:
                 cur = merged.get(name)
                 if cur is None or entry.version > cur.version:
                     merged[name] = entry
-        entries = [merged[name] for name in sorted(merged)]
-        for entry in entries:
-            self._apply(a.name, entry)
-            self._apply(b.name, entry)
-        self._gossip(a.name, [self.view(a.name)[name] for name in sorted(self.view(a.name))])
+        news = []
+        for name in sorted(merged):
+            entry = merged[name]
+            learned_a = self._apply(a.name, entry)
+            learned_b = self._apply(b.name, entry)
+            if learned_a or learned_b:
+                news.append(entry)
+        if news:
+            # Like memberlist's mergeState: only what was new to either side is gossiped on.
+            self._gossip(a.name, news)
 
     def leave(self, node: Node, on_left: Callable[[], None]) -> None:
         """Graceful leave: `leaving`, then `left` once the intent has spread."""
@@ -278,6 +288,26 @@ class Serf:
             ):
                 self._push_pull(node, target)
                 return
+
+    def _arm_push_pull(self, node: Node) -> None:
+        # memberlist's periodic full-state exchange with one random live member: the anti-entropy
+        # that lets a node learn it was declared dead (and refute) even when nobody probes it.
+        interval = self.timings.push_pull_interval_ms
+        delay = interval // 2 + self._sync_rng.randrange(interval)
+        node_timer(self.host.engine, node, delay, lambda: self._periodic_push_pull(node), "serf.push-pull")
+
+    def _periodic_push_pull(self, node: Node) -> None:
+        self._arm_push_pull(node)
+        candidates = [
+            entry.name
+            for entry in self.members(node.name)
+            if entry.name != node.name and entry.status == ALIVE
+        ]
+        if not candidates:
+            return
+        target = self.host.node(self._sync_rng.choice(candidates))
+        if target is not None and self.host.link_ok(node, target):
+            self._push_pull(node, target)
 
     # failure detection ----------------------------------------------------------------------
 

@@ -1,0 +1,138 @@
+"""`tagjoin sim run` (seed sweeps) and `tagjoin sim serve` (a live simulated cluster)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "sim", help="failover simulator: seed sweeps (run) and a live simulated cluster (serve)"
+    )
+    sub = p.add_subparsers(dest="sim_command", metavar="SIM_COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="run failover scenarios over many seeds and check the invariants",
+        description="Exit status 1 when any invariant is violated, so scripts can gate on it.",
+    )
+    run.add_argument("--seeds", type=_positive, default=20, help="number of seeds (default 20)")
+    run.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
+    run.add_argument("--strategy", choices=("fenced", "naive", "both"), default="fenced")
+    run.add_argument("--faults", default="all", help="comma-separated fault kinds, or all (default)")
+    run.add_argument("--servers", type=_positive, default=3)
+    run.add_argument("--clients", type=int, default=2)
+    run.add_argument("--raft-multiplier", type=_positive, default=5, help="Consul's raft_multiplier (default 5)")
+    run.add_argument("--duration", type=_positive, default=90, help="virtual seconds per scenario (default 90)")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.add_argument("--svg", metavar="PATH", help="write a timeline picture of one run (see --svg-seed)")
+    run.add_argument("--svg-seed", type=int, help="seed to draw (default: the first violation, else the first seed)")
+    run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    run.set_defaults(handler=cmd_run)
+
+    serve = sub.add_parser("serve", help="a live simulated cluster over real HTTP on 127.0.0.1")
+    serve.add_argument("--servers", type=_positive, default=3)
+    serve.add_argument("--clients", type=int, default=2)
+    serve.add_argument("--raft-multiplier", type=_positive, default=1)
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--speed", type=float, default=1.0, help="virtual seconds per wall second (default 1)")
+    serve.set_defaults(handler=cmd_serve)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fault_kinds(text: str) -> tuple[str, ...]:
+    from sim.scenario import FAULT_KINDS
+
+    if text == "all":
+        return FAULT_KINDS
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown or not kinds:
+        raise ConfigError(f"unknown fault kind {', '.join(unknown) or '(none)'}; known: {', '.join(FAULT_KINDS)}")
+    return kinds
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sim.metrics import summarise
+    from sim.record import Recording
+    from sim.report import render_text, render_violations, to_json
+    from sim.scenario import ScenarioConfig, run_scenario
+    from sim.timeline import render_svg
+
+    faults = _fault_kinds(args.faults)
+    strategies = ("fenced", "naive") if args.strategy == "both" else (args.strategy,)
+    seeds = range(args.seed_start, args.seed_start + args.seeds)
+    recordings: dict[str, list[Recording]] = {s: [] for s in strategies}
+    total = len(seeds) * len(strategies)
+    done = 0
+    for strategy in strategies:
+        for seed in seeds:
+            config = ScenarioConfig(
+                seed=seed,
+                strategy=strategy,
+                servers=args.servers,
+                clients=args.clients,
+                raft_multiplier=args.raft_multiplier,
+                duration_ms=args.duration * 1000,
+                faults=faults,
+                fault_window_ms=_fault_window(args.duration * 1000),
+            )
+            recordings[strategy].append(run_scenario(config))
+            done += 1
+            if not args.quiet and sys.stderr.isatty():
+                print(f"\r{strategy} seed {seed} ({done}/{total})", end="", file=sys.stderr, flush=True)
+    if not args.quiet and sys.stderr.isatty():
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+    summaries = {s: summarise(recs) for s, recs in recordings.items()}
+    everything = [r for recs in recordings.values() for r in recs]
+    if args.json:
+        print(json.dumps(to_json(summaries, everything), indent=2))
+    else:
+        sys.stdout.write(render_text(summaries))
+        violations = render_violations(everything)
+        if violations:
+            sys.stdout.write("\nfirst violations (seed, invariant, schedule):\n" + violations)
+    if args.svg:
+        chosen = _pick_for_svg(everything, args.svg_seed)
+        Path(args.svg).write_text(render_svg(chosen))
+        if not args.json:
+            print(f"\ntimeline of {chosen.strategy} seed {chosen.seed} written to {args.svg}")
+    return 1 if any(r.violations for r in everything) else 0
+
+
+def _fault_window(duration_ms: int) -> tuple[int, int]:
+    """Faults land after the cluster formed and early enough to heal and settle."""
+    start = min(15_000, duration_ms // 6)
+    return start, max(start, min(25_000, duration_ms // 3))
+
+
+def _pick_for_svg(recordings: list[Any], seed: int | None) -> Any:
+    if seed is not None:
+        for rec in recordings:
+            if rec.seed == seed:
+                return rec
+        raise ConfigError(f"seed {seed} was not part of this run")
+    return next((r for r in recordings if r.violations), recordings[0])
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sim.serve import serve_forever
+
+    return serve_forever(
+        servers=args.servers, clients=args.clients, raft_multiplier=args.raft_multiplier, seed=args.seed, speed=args.speed
+    )

@@ -134,5 +134,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sim.serve import serve_forever
 
     return serve_forever(
-        servers=args.servers, clients=args.clients, raft_multiplier=args.raft_multiplier, seed=args.seed, speed=args.speed
+        servers=args.servers,
+        clients=args.clients,
+        raft_multiplier=args.raft_multiplier,
+        seed=args.seed,
+        speed=args.speed,
     )

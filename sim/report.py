@@ -25,7 +25,10 @@ def _rows(summary: Summary) -> list[tuple[str, str]]:
         shown = ", ".join(str(x) for x in seeds[:5]) + (" …" if len(seeds) > 5 else "")
         rows.append((f"{name} violations (runs)", f"{count}" + (f" (seeds {shown})" if seeds else "")))
     rows += [
-        ("convergence from fault p50/p99/max", " / ".join(_ms(s.convergence_from_fault[k]) for k in ("p50", "p99", "max"))),
+        (
+            "convergence from fault p50/p99/max",
+            " / ".join(_ms(s.convergence_from_fault[k]) for k in ("p50", "p99", "max")),
+        ),
         (
             "convergence from new leader p50/p99/max",
             " / ".join(_ms(s.convergence_from_leader[k]) for k in ("p50", "p99", "max")),

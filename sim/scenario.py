@@ -54,6 +54,7 @@ class ScenarioConfig:
     join_deadline_ms: int = 30_000
     join_retry_ms: int = 5_000
     settle_ms: int = 30_000  # L1/L2: converged this long after the last fault healed
+    inject_faults: bool = True  # off for a live cluster, whose faults come from its operator
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Scenario:
     config: ScenarioConfig
     world: Ec2World
     cluster: Cluster
+    api: AgentApi
     fleet: HandlerFleet
     faults: Ec2Faults
     rec: Recording
@@ -114,12 +116,13 @@ def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
         on_step=lambda _node: _sample_tags(holder[0]),
         log=log,
     )
-    s = Scenario(config, world, cluster, fleet, faults, rec)
+    s = Scenario(config, world, cluster, api, fleet, faults, rec)
     holder.append(s)
     faults.add_observer(lambda call: _check_write(s, call))
     _populate(s)
     _subscribe(s)
-    _schedule_fault(s)
+    if config.inject_faults:
+        _schedule_fault(s)
     _schedule_joiners(s)
     return s
 
@@ -257,7 +260,9 @@ def _check_write(s: Scenario, call: Ec2Call) -> None:
                 continue
             current = values.get(iid)
             removes = call.action == "DeleteTags" and current is not None and value in (None, current)
-            write = Write(now, writer, call.action, target_node, value or "", 0, s._newest_term, running, in_scope, removes)
+            write = Write(
+                now, writer, call.action, target_node, value or "", 0, s._newest_term, running, in_scope, removes
+            )
             s.rec.writes.append(write)
             if not (running and in_scope):
                 s.rec.violations.append(Violation("S2", now, f"{writer} wrote {call.action} to {iid} outside scope"))
@@ -346,7 +351,13 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
         else:
             s.faults.arm_rate("*", 0.5, code="InternalError", rng=engine.streams.get("scenario.ec2-5xx"))
         cluster.crash(f.target)  # the failover whose handoff must get through the faults
-        later(lambda: (s.faults.throttle(None), s.faults.disarm(), _reboot(s, f.target)))
+
+        def recover() -> None:
+            s.faults.throttle(None)
+            s.faults.disarm()
+            _reboot(s, f.target)
+
+        later(recover)
     elif f.kind == "handler-crash":
         span()
         for node in servers:

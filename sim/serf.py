@@ -299,9 +299,7 @@ class Serf:
     def _periodic_push_pull(self, node: Node) -> None:
         self._arm_push_pull(node)
         candidates = [
-            entry.name
-            for entry in self.members(node.name)
-            if entry.name != node.name and entry.status == ALIVE
+            entry.name for entry in self.members(node.name) if entry.name != node.name and entry.status == ALIVE
         ]
         if not candidates:
             return

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_step_peek_and_run_until_stop_at_the_boundary() -> None:
     engine = Engine()
     seen: list[int] = []
     for t in (5, 10, 15):
-        engine.schedule(t, lambda t=t: seen.append(t))
+        engine.schedule(t, partial(seen.append, t))
     assert engine.peek() == 5
     assert engine.step() and engine.now == 5
     engine.run_until(10)
@@ -64,7 +65,7 @@ def test_step_peek_and_run_until_stop_at_the_boundary() -> None:
 def test_cancelled_timers_never_fire_and_tombstones_are_compacted() -> None:
     engine = Engine()
     fired: list[int] = []
-    timers = [engine.schedule(i, lambda i=i: fired.append(i)) for i in range(5000)]
+    timers = [engine.schedule(i, partial(fired.append, i)) for i in range(5000)]
     for timer in timers:
         if timer.seq % 2:
             timer.cancel()
@@ -199,7 +200,7 @@ def test_paced_driver_follows_the_injected_wall_clock() -> None:
     engine = Engine()
     fired: list[int] = []
     for t in (100, 900, 2500):
-        engine.schedule(t, lambda t=t: fired.append(t))
+        engine.schedule(t, partial(fired.append, t))
     wall = FakeWall()
     driver = PacedDriver(engine, speed=2.0, wall=wall, sleep=wall.sleep, tick_s=1.0)
     assert driver.tick() == pytest.approx(0.05)  # next event at 100 ms virtual = 50 ms wall

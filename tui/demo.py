@@ -23,8 +23,18 @@ class DemoEndpoints:
 def start_embedded(servers: int, clients: int) -> DemoEndpoints:
     """Start a simulated cluster on 127.0.0.1, paced to the wall clock, and say where it listens.
 
-    PLACEHOLDER: the simulator engineer fills this in with sim's live server.
+    raft_multiplier 1 (Consul's production recommendation) so a failover takes a second or two.
     """
-    raise NotImplementedError(
-        "the embedded demo cluster is not available yet; run `tagjoin sim serve` and point the console at it"
+    from sim.live import start_live
+
+    live = start_live(servers=servers, clients=clients, raft_multiplier=1)
+    env = live.environment()
+    return DemoEndpoints(
+        consul_address=live.consul_address,
+        ec2_endpoint=live.ec2_endpoint,
+        control_url=live.control_url,
+        region=live.region,
+        cluster=env["TAGJOIN_CLUSTER"],
+        tag_key=env["TAGJOIN_TAG_KEY"],
+        stop=live.stop,
     )

@@ -79,7 +79,7 @@ class ControlServer:
         return {"ok": True}
 
     def _action(self, verb: str, args: list[str], query: dict[str, list[str]], body: bytes) -> Callable[[], None]:
-        from sim.scenario import _reboot
+        from sim.scenario import reboot
 
         s = self.scenario
         cluster = s.cluster
@@ -88,7 +88,7 @@ class ControlServer:
             if verb == "crash":
                 return lambda: cluster.crash(node)
             if verb == "restart":
-                return lambda: self._restart(node, _reboot)
+                return lambda: self._restart(node, reboot)
             seconds = _float(query, "seconds", 5.0)
             if not 0 < seconds <= MAX_PAUSE_S:
                 raise ControlError(400, f"seconds must be in (0, {MAX_PAUSE_S:g}]")

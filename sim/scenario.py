@@ -21,6 +21,7 @@ from sim.ec2faults import Ec2Call, Ec2Faults, TokenBucket
 from sim.ec2world import Ec2World
 from sim.events import LeaderElected, LeadershipLost, NodeCrashed, NodeRestarted, NodeShutdown, WatchFired
 from sim.handlers import HandlerConfig, HandlerFleet
+from sim.leader import ConsulTimings
 from sim.record import FaultSpan, Joiner, LeaderSpan, Recording, TagSample, Violation, Write
 from sim.serf import JoinFailed
 
@@ -55,6 +56,7 @@ class ScenarioConfig:
     join_retry_ms: int = 5_000
     settle_ms: int = 30_000  # L1/L2: converged this long after the last fault healed
     inject_faults: bool = True  # off for a live cluster, whose faults come from its operator
+    cleanup_dead_servers: bool = True  # autopilot's default; it force-leaves a crashed server
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Scenario:
     _top: LeaderSpan | None = None
     _last_tags: dict[str, str] | None = None
     _newest_term: int = 0
+    healed_at: int = 0  # when the last fault was over (a permanent one counts from its start)
 
 
 def run_scenario(config: ScenarioConfig, *, keep_log: bool = False) -> Recording:
@@ -95,7 +98,8 @@ def run_scenario(config: ScenarioConfig, *, keep_log: bool = False) -> Recording
 def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
     if config.strategy not in ("fenced", "naive"):
         raise ValueError(f"unknown strategy {config.strategy!r}; use fenced or naive")
-    cluster = Cluster(config.seed, ClusterConfig(raft_multiplier=config.raft_multiplier))
+    timings = ConsulTimings(cleanup_dead_servers=config.cleanup_dead_servers)
+    cluster = Cluster(config.seed, ClusterConfig(raft_multiplier=config.raft_multiplier, consul=timings))
     engine = cluster.engine
     api = AgentApi(cluster)
     faults = Ec2Faults(clock=lambda: engine.now / 1000.0)
@@ -316,6 +320,7 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
     end = engine.now + f.duration
 
     def span(kind: str = f.kind, until: int = end) -> None:
+        s.healed_at = max(s.healed_at, engine.now if until >= s.config.duration_ms else until)
         s.rec.faults.append(FaultSpan(engine.now, until, kind, f.target))
         s.rec.schedule.append(f"t={engine.now}ms {kind} {f.target} for {until - engine.now}ms")
 
@@ -325,14 +330,14 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
     if f.kind == "leave":
         span()
         _safe(lambda: cluster.leave(f.target))
-        later(lambda: _reboot(s, f.target))
+        later(lambda: reboot(s, f.target))
     elif f.kind == "crash":
         span(until=s.config.duration_ms)  # stays down: does the tag leave the dead leader?
         cluster.crash(f.target)
     elif f.kind == "restart":
         span()
         cluster.crash(f.target)
-        later(lambda: _reboot(s, f.target))
+        later(lambda: reboot(s, f.target))
     elif f.kind == "partition":
         span()
         minority = [f.target, *[n for n in servers if n != f.target][: (len(servers) - 1) // 2 - 1]]
@@ -355,7 +360,7 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
         def recover() -> None:
             s.faults.throttle(None)
             s.faults.disarm()
-            _reboot(s, f.target)
+            reboot(s, f.target)
 
         later(recover)
     elif f.kind == "handler-crash":
@@ -364,7 +369,7 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
             if node != f.target:
                 s.fleet.interrupt_next_pass(node, k)
         _safe(lambda: cluster.leave(f.target))
-        later(lambda: _reboot(s, f.target))
+        later(lambda: reboot(s, f.target))
     elif f.kind == "terminate":
         span(until=s.config.duration_ms)
         cluster.crash(f.target)
@@ -395,7 +400,7 @@ def _replace(s: Scenario, node: str) -> None:
     _boot_join(s, node, s.config.join_deadline_ms, record=False)
 
 
-def _reboot(s: Scenario, node: str) -> None:
+def reboot(s: Scenario, node: str) -> None:
     """The agent starts again and, like a booting node, joins what the tag points to."""
     n = s.cluster.node(node)
     if n is None or n.up:
@@ -479,8 +484,7 @@ def finish(s: Scenario) -> None:
     stats = s.faults.snapshot()
     s.rec.ec2_calls = {k: v for k, v in sorted(stats.calls.items()) if v}
     s.rec.throttled = sum(stats.faults.values())
-    healed = max((f.end for f in s.rec.faults), default=0)
-    if now - healed < s.config.settle_ms:
+    if now - s.healed_at < s.config.settle_ms:
         return  # the run ends too soon after the faults to judge liveness
     leader = s.cluster.leader()
     values = s.world.tag_values(TAG_KEY)

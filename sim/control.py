@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sim.cluster import NodeDown
 from sim.ec2faults import THROTTLE
+from sim.scenario import reboot
 
 if TYPE_CHECKING:
     from sim.http_server import ClusterHttp
@@ -79,8 +80,6 @@ class ControlServer:
         return {"ok": True}
 
     def _action(self, verb: str, args: list[str], query: dict[str, list[str]], body: bytes) -> Callable[[], None]:
-        from sim.scenario import reboot
-
         s = self.scenario
         cluster = s.cluster
         if verb in ("crash", "restart", "pause"):
@@ -88,7 +87,7 @@ class ControlServer:
             if verb == "crash":
                 return lambda: cluster.crash(node)
             if verb == "restart":
-                return lambda: self._restart(node, reboot)
+                return lambda: self._restart(node)
             seconds = _float(query, "seconds", 5.0)
             if not 0 < seconds <= MAX_PAUSE_S:
                 raise ControlError(400, f"seconds must be in (0, {MAX_PAUSE_S:g}]")
@@ -118,7 +117,7 @@ class ControlServer:
             raise ControlError(404, f"unknown node {args[0]}")
         return args[0]
 
-    def _restart(self, node: str, reboot: Callable[[Scenario, str], None]) -> None:
+    def _restart(self, node: str) -> None:
         n = self.scenario.cluster.node(node)
         if n is not None and n.up:
             raise ControlError(409, f"{node} is running; crash it or make it leave first")

@@ -76,7 +76,7 @@ def node_name_for(ip: str) -> str:
 
 
 class Cluster:
-    def __init__(self, seed: int = 0, config: ClusterConfig | None = None, *, engine: Engine | None = None):
+    def __init__(self, seed: int = 0, config: ClusterConfig | None = None, *, engine: Engine | None = None) -> None:
         self.config = config or ClusterConfig()
         self.engine = engine or Engine(seed)
         self.timings = RaftTimings(self.config.raft_multiplier, self.config.pre_vote)

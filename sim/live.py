@@ -78,8 +78,15 @@ class LiveSim:
 
 
 def start_live(
-    *, servers: int = 3, clients: int = 3, raft_multiplier: int = 1, seed: int = 0, speed: float = 1.0
+    *,
+    servers: int = 3,
+    clients: int = 3,
+    raft_multiplier: int = 1,
+    seed: int = 0,
+    speed: float = 1.0,
+    handlers: bool = True,
 ) -> LiveSim:
+    """`handlers=False`: the servers run no keeper, so only outside callers move the tag."""
     world = Ec2World(seed, CLUSTER)
     try:
         config = ScenarioConfig(
@@ -91,6 +98,7 @@ def start_live(
             duration_ms=FOREVER_MS,
             joiners=0,
             inject_faults=False,
+            handlers=handlers,
         )
         scenario = build(config, world)
         driver = PacedDriver(scenario.cluster.engine, speed=speed)

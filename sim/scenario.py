@@ -56,6 +56,9 @@ class ScenarioConfig:
     join_retry_ms: int = 5_000
     settle_ms: int = 30_000  # L1/L2: converged this long after the last fault healed
     inject_faults: bool = True  # off for a live cluster, whose faults come from its operator
+    # Off: no simulated node moves the tag (no keepers, watches trigger nothing), so a handler run
+    # from outside (a benchmark driving `tagjoin watch-handler` against `sim serve`) is the only writer.
+    handlers: bool = True
     cleanup_dead_servers: bool = True  # autopilot's default; it force-leaves a crashed server
 
 
@@ -151,7 +154,7 @@ def _populate(s: Scenario) -> None:
     for name in sorted(cluster.nodes):
         if name != first:
             cluster.join(name, first_ip)
-    if cfg.strategy == "fenced":
+    if cfg.strategy == "fenced" and cfg.handlers:
         for name in cluster.servers():
             _start_keeper(s, name)
 
@@ -205,10 +208,12 @@ def _subscribe(s: Scenario) -> None:
             _close_top(s, ev.t)
 
     def restarted(ev: NodeRestarted) -> None:
-        if ev.node_name in cluster.servers() and s.config.strategy == "fenced":
+        if ev.node_name in cluster.servers() and s.config.strategy == "fenced" and s.config.handlers:
             _start_keeper(s, ev.node_name)
 
     def watch(ev: WatchFired) -> None:
+        if not s.config.handlers:
+            return
         if s.config.strategy == "naive":
             if ev.kind == "nodes":
                 fleet.trigger(ev.node_name, "nodes watch")

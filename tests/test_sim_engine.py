@@ -157,6 +157,18 @@ def test_same_seed_same_trace_hash_different_seed_different() -> None:
     assert _scenario_hash(11) != _scenario_hash(12)
 
 
+def test_trace_hash_is_the_same_in_processes_with_different_hash_salts() -> None:
+    code = "from tests.test_sim_engine import _scenario_hash; print(_scenario_hash(5))"
+    hashes = set()
+    for salt in ("0", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": salt, "PYTHONPATH": str(ROOT)}
+        run = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        hashes.add(run.stdout.strip())
+    assert hashes == {_scenario_hash(5)}
+
+
 def test_trace_keeps_a_bounded_tail_but_hashes_everything() -> None:
     short, full = Engine(trace_keep=3), Engine(trace_keep=None)
     for engine in (short, full):

@@ -223,3 +223,27 @@ def test_demo_control_reports_errors_and_reads_nodes() -> None:
     assert (node.name, node.agent, node.role, node.running) == ("node-1", "http://127.0.0.1:18501", "server", True)
     with pytest.raises(TagjoinError, match="HTTP 404: no node node-9"):
         control.partition(["node-9"])
+
+
+def test_rejoin_waits_until_the_left_agent_has_exited() -> None:
+    class Directory(TemplateAgents):
+        def __init__(self) -> None:
+            super().__init__()
+            self.up: dict[str, bool] = {}
+
+        def running(self, node: str) -> bool | None:
+            return self.up.get(node)
+
+    agents, rec = Directory(), Recorder()
+    left = Target("node-3", "10.0.1.3", MemberStatus.LEFT, "server", "i-3")
+    service = ActionService(FakeConsul(), agents, demo=demo(rec))
+    agents.up["node-3"] = True  # `left` already, but still draining
+    assert service.availability(Request(ActionName.REJOIN, left)).reason == (
+        "it is left but its agent still runs (shutting down or cut off)"
+    )
+    with pytest.raises(ActionUnavailable):
+        service.perform(Request(ActionName.REJOIN, left))
+    assert rec.requests == []
+    agents.up["node-3"] = False
+    service.perform(Request(ActionName.REJOIN, left))
+    assert rec.requests == [("POST", "/control/restart/node-3", "")]

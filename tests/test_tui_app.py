@@ -8,9 +8,11 @@ from datetime import UTC
 
 import httpx
 import pytest
+from rich.text import Text
 from textual.command import CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Button, Input
+from textual.widgets.data_table import ColumnKey
 
 from core.model import Member, MemberStatus
 from tui.actions import ActionName, ActionService, ReadOnlyError
@@ -221,6 +223,33 @@ async def test_unavailable_action_keys_are_dimmed_for_the_selected_node() -> Non
         assert app.screen.request.describe() == "force-leave node-c"
 
 
+async def test_a_dimmed_action_key_says_why_instead_of_doing_nothing() -> None:
+    app, consul = make_app(ScriptedSource([healthy(node_c=MemberStatus.FAILED)]))
+    said: list[str] = []
+
+    def notify(message: str, **_kw: object) -> None:
+        said.append(message)
+
+    app.notify = notify  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, lambda: app.applied == 1, "the first refresh")
+        await pilot.press("F")  # node-a is alive: force-leave is dimmed
+        await pilot.press("j", "j", "l")  # node-c is failed: leave is dimmed
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("F")  # available on node-c: the dialog, no complaint
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the force-leave dialog")
+        await pilot.press("l", "slash")  # inside the dialog, keys belong to the dialog
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        assert not app.query_one("#filter", Input).has_class("-open")
+    assert said == [
+        "cannot force-leave node-a: it is alive; only failed members can be force-left",
+        "cannot make node-c leave: it is failed; only an alive member can leave",
+    ]
+    assert all(c[1] in ("leader", "members", "agent_self") for c in consul.calls)
+
+
 async def test_stale_state_on_fetch_error_keeps_the_last_view() -> None:
     source = ScriptedSource([healthy()])
     app, _ = make_app(source)
@@ -352,3 +381,44 @@ async def test_mouse_selects_a_member_row() -> None:
         assert await pilot.click(MembersTable, offset=(12, 4))
         await pilot.pause()
         assert table(app).selected_key == "node-c"
+
+
+async def test_keyed_table_row_order_caches_follow_adds_removes_and_sorts() -> None:
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    from tui.widgets.keyed_table import KeyedTable
+
+    class Two(KeyedTable):
+        COLUMNS = (("name", "Name"), ("value", "Value"))
+        KEY_COLUMN = "name"
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Two(id="t")
+
+    def row(name: str, value: str) -> tuple[str, tuple[Text, Text]]:
+        return name, (Text(name), Text(value))
+
+    def truth(t: Two) -> list[object]:
+        return [r.key for r in DataTable.ordered_rows.fget(t)]  # type: ignore[attr-defined]
+
+    async with Host().run_test() as pilot:
+        t = pilot.app.query_one(Two)
+        t.sync([row("b", "1"), row("d", "1")])
+        t.sync([row("a", "1"), row("b", "2"), row("c", "1"), row("d", "1")])
+        assert [r.key for r in t.ordered_rows] == truth(t) and [k for k, _ in t._y_offsets] == truth(t)
+        assert [k.value for k, _ in t._y_offsets] == ["a", "b", "c", "d"]
+        t.sync([row("a", "1"), row("d", "3")])
+        t.sort("name", key=str, reverse=True)
+        assert [r.key.value for r in t.ordered_rows] == ["d", "a"] and [k for k, _ in t._y_offsets] == truth(t)
+        t.clear()
+        assert t.ordered_rows == [] and t._y_offsets == []
+        # Widths follow the widest cell, also when it narrows again.
+        t.sync([row("x", "a long value"), row("y", "s")])
+        await pilot.pause()  # Textual measures added rows on idle
+        assert t.columns[ColumnKey("value")].content_width == len("a long value")
+        t.sync([row("x", "s"), row("y", "s")])
+        assert t.columns[ColumnKey("value")].content_width == len("Value")
+        t.sync([row("x", "s"), row("y", "wider value")])
+        assert t.columns[ColumnKey("value")].content_width == len("wider value")

@@ -6,11 +6,12 @@ import argparse
 
 import pytest
 
-from core.consul_settings import consul_settings_from_env
+from core.consul_settings import ConsulSettings, consul_settings_from_env
 from core.errors import ConfigError
 from core.settings import AwsSettings, Scope
 from tui.app import ConsoleApp
 from tui.cli import register
+from tui.demo import DemoEndpoints
 from tui.wiring import ConsoleOptions, build_console
 
 
@@ -46,10 +47,46 @@ def test_bad_flags_are_usage_errors(bad: list[str]) -> None:
     assert exc.value.code == 2
 
 
-def test_demo_placeholder_is_a_clear_error() -> None:
-    args = parser().parse_args(["console", "--demo"])
-    with pytest.raises(ConfigError, match="embedded demo cluster is not available yet"):
+def test_demo_runs_the_console_on_the_embedded_cluster_and_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "test")
+    stopped: list[bool] = []
+    endpoints = DemoEndpoints(
+        consul_address="http://127.0.0.1:18500",
+        ec2_endpoint="http://127.0.0.1:15000",
+        control_url="http://127.0.0.1:18400",
+        cluster="sim",
+        tag_key="consul-leader",
+        stop=lambda: stopped.append(True),
+    )
+    started: list[tuple[int, int]] = []
+
+    def start(servers: int, clients: int) -> DemoEndpoints:
+        started.append((servers, clients))
+        return endpoints
+
+    built: list[tuple[str, str | None, Scope, str | None]] = []
+
+    class Broken:
+        def run(self) -> None:
+            raise RuntimeError("the screen failed")
+
+    def build(
+        consul: ConsulSettings, aws: AwsSettings, scope: Scope, options: ConsoleOptions, *, control_url: str | None
+    ) -> Broken:
+        built.append((consul.display_address, aws.endpoint_url, scope, control_url))
+        return Broken()
+
+    monkeypatch.setattr("tui.demo.start_embedded", start)
+    monkeypatch.setattr("tui.wiring.build_console", build)
+    args = parser().parse_args(["console", "--demo", "--servers", "5", "--clients", "1"])
+    with pytest.raises(RuntimeError, match="the screen failed"):
         args.handler(args)
+    assert started == [(5, 1)]
+    assert stopped == [True]  # the embedded cluster stops even when the console fails
+    ((consul, ec2, scope, control),) = built
+    assert (consul, ec2, control) == ("http://127.0.0.1:18500", "http://127.0.0.1:15000", "http://127.0.0.1:18400")
+    assert (scope.cluster, scope.tag_key) == ("sim", "consul-leader")
 
 
 def test_missing_region_fails_before_the_screen_opens(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from core.model import Instance, Member, MemberStatus
 from core.view import Severity
@@ -172,3 +173,28 @@ def test_fmt_secs() -> None:
         "1h10m",
         "0.0s",
     ]
+
+
+def test_leader_change_and_tag_seen_in_one_refresh_give_a_bound_not_zero() -> None:
+    _, (_, both) = run([snap(0, None, {}), snap(2, "node-2", {"node-2": "6"}, 6)])
+    (handoff,) = [e for e in both if e.kind is EventKind.TAG_HANDOFF]
+    assert handoff.took == 0
+    assert "within 2.0s of the leader change (both seen in one refresh)" in handoff.message
+
+
+def test_reading_through_another_agent_is_logged_once_each_way() -> None:
+    base = [snap(t, "node-1", {"node-1": "5"}, 5) for t in (0, 2, 4, 6)]
+    fallback = [base[0], replace(base[1], via="node-2"), replace(base[2], via="node-2"), base[3]]
+    state, (_, away, same, back) = run(fallback)
+    assert [(e.kind, e.severity, e.message) for e in away] == [
+        (
+            EventKind.AGENT_FALLBACK,
+            Severity.WARNING,
+            "the configured Consul agent does not answer; reading through node-2's agent",
+        )
+    ]
+    assert same == []
+    assert [(e.kind, e.message) for e in back] == [
+        (EventKind.AGENT_FALLBACK, "the configured Consul agent answers again")
+    ]
+    assert state.via is None

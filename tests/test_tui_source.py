@@ -156,3 +156,37 @@ def test_the_real_adapters_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
         ("node-1", "running"),
         ("node-2", "stopped"),
     ]
+
+
+def test_an_unreachable_configured_agent_is_read_through_another_member() -> None:
+    consul, store = cluster()
+    source = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="x")
+    assert source.fetch().via is None  # learns who is alive
+    consul.unreachable.add(consul.address)
+    snap = source.fetch()
+    assert snap.ok and snap.via == "node-1"  # node-2 is failed: not tried
+    assert ("http://10.0.1.1:8500", "members", "") in consul.calls
+
+    consul.unreachable.add("http://10.0.1.1:8500")
+    snap = source.fetch()
+    assert not snap.ok
+    assert snap.error == "agent http://127.0.0.1:8500 unreachable; the agents of node-1 did not answer either"
+
+    consul.unreachable.clear()
+    assert source.fetch().via is None
+
+
+def test_demo_agents_know_which_agents_run() -> None:
+    nodes = [
+        {"name": "a", "address": "1", "agent": "http://127.0.0.1:2", "running": True},
+        {"name": "b", "address": "2", "agent": "http://127.0.0.1:3", "running": False},
+    ]
+    agents = DemoAgents(
+        DemoControl(
+            "http://127.0.0.1:1", transport=httpx.MockTransport(lambda _r: httpx.Response(200, json={"nodes": nodes}))
+        )
+    )
+    assert agents.running("a") is None  # nothing read yet
+    agents.refresh()
+    assert (agents.running("a"), agents.running("b"), agents.running("c")) == (True, False, None)
+    assert TemplateAgents().running("a") is None

@@ -49,3 +49,21 @@ def test_sample_of_names_tag_holders_by_node_or_instance() -> None:
     )
     assert snap.view is not None
     assert sample_of(5, snap.view) == s(5, "node-1", "node-1", "i-9")
+
+
+def test_finished_buckets_do_not_change_as_time_passes() -> None:
+    samples = [s(1, "a", "a"), s(11, "b", "a"), s(13, "b", "b")]
+    earlier = buckets(samples, now=22, width=5, bucket=5, max_gap=15)
+    later = buckets(samples, now=24, width=5, bucket=5, max_gap=15)
+    # Buckets end on multiples of 5 (the last one is cut at `now`): 2 s later, same picture.
+    assert [(r.name, r.cells) for r in earlier] == [(r.name, r.cells) for r in later]
+    assert [(r.name, r.cells) for r in earlier] == [("a", (B, B, N, N, N)), ("b", (N, N, B, B, B))]
+
+
+def test_timeline_names_are_not_cut_to_a_shared_prefix() -> None:
+    from tui.style import Palette
+    from tui.widgets.timeline import timeline_text
+
+    samples = [s(1, "ip-10-0-1-10", "ip-10-0-1-10"), s(6, "ip-10-0-1-100", "ip-10-0-1-100")]
+    text = timeline_text(samples, now=10, width=40, bucket=5, max_gap=15, palette=Palette()).plain
+    assert [line.split(" ")[0] for line in text.splitlines()] == ["ip-10-0-1-10", "ip-10-0-1-100"]

@@ -198,6 +198,9 @@ class ActionService:
                     return Availability(
                         False, "no --rejoin-command given (e.g. 'ssh {address} sudo systemctl start consul')"
                     )
+                if self._agents.running(t.node):
+                    # A member is `left` once its leave is announced; its agent drains, then exits.
+                    return Availability(False, f"it is {status} but its agent still runs (shutting down or cut off)")
             case ActionName.FORCE_LEAVE:
                 if t.status != MemberStatus.FAILED:
                     return Availability(False, f"it is {status}; only failed members can be force-left")

@@ -32,6 +32,9 @@ class TemplateAgents:
     def agent_url(self, node: str, address: str) -> str | None:
         return self.template.format(address=address, node=node)
 
+    def running(self, node: str) -> bool | None:
+        return None  # a real cluster's processes are not visible from here
+
 
 class DemoAgents:
     """The demo's agents each listen on their own loopback port, listed by `GET /control/nodes`."""
@@ -40,6 +43,7 @@ class DemoAgents:
         self._control = control
         # Replaced whole, never mutated: readers in other threads see one map or the other.
         self._urls: Mapping[str, str] = MappingProxyType({})
+        self._running: Mapping[str, bool] = MappingProxyType({})
 
     def refresh(self) -> None:
         try:
@@ -47,6 +51,10 @@ class DemoAgents:
         except TagjoinError:
             return  # keep the last map; the poll itself reports what is unreachable
         self._urls = MappingProxyType({n.name: n.agent for n in nodes})
+        self._running = MappingProxyType({n.name: n.running for n in nodes})
 
     def agent_url(self, node: str, address: str) -> str | None:
         return self._urls.get(node)
+
+    def running(self, node: str) -> bool | None:
+        return self._running.get(node)

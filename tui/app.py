@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -23,7 +23,7 @@ from textual.worker import Worker, get_current_worker
 
 from core.errors import TagjoinError
 from core.model import MemberStatus
-from core.view import ClusterView, Severity
+from core.view import ClusterView, NodeRow, Severity
 from tui.actions import SPECS, ActionName, ActionService, Aim, Request, Target
 from tui.commands import ConsoleCommands, PaletteCommand
 from tui.events import Event, EventKind, Tracker, observe
@@ -69,16 +69,23 @@ ACTION_KEYS: tuple[tuple[str, ActionName, str], ...] = (
 )
 
 
+_KEY_ACTION: dict[str, ActionName] = {key: name for key, name, _label in ACTION_KEYS}
+
+
 class ConsoleApp(App[None]):
     CSS_PATH = Path(__file__).parent / "console.tcss"
     TITLE = "tagjoin console"
+    # Not "*": that picks the first focusable widget, the (closed) filter box, and keys typed
+    # while the console starts would vanish into it.
+    AUTO_FOCUS = "#members"
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     BINDINGS = [
         *(Binding(key, f"act('{name.value}')", label, id=name.value) for key, name, label in ACTION_KEYS),
         Binding("p", "pause_refresh", "Pause", id="pause"),
         Binding("p", "resume_refresh", "Resume", id="resume"),
         Binding("r", "refresh_now", "Refresh", id="refresh"),
-        Binding("slash", "filter", "Filter", id="filter"),
+        # Priority: handled as the key arrives, so what is typed right after `/` lands in the box.
+        Binding("slash", "filter", "Filter", id="filter", priority=True),
         Binding("escape", "close_filter", "Clear filter", show=False),
         Binding("colon", "command_palette", "Commands", show=False),
         Binding("question_mark", "help", "Help", id="help"),
@@ -108,6 +115,10 @@ class ConsoleApp(App[None]):
         self.applied = 0  # snapshots applied so far; tests wait on it
         self.filter_query = ""
         self._poll: Worker[None] | None = None
+        self._indexed: ClusterView | None = None  # the view _by_name and _alive describe
+        self._by_name: dict[str, NodeRow] = {}
+        self._alive: tuple[Target, ...] | None = None
+        self._palette: tuple[str, Palette] | None = None
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -136,7 +147,6 @@ class ConsoleApp(App[None]):
         # Minutes of history in a strip a few dozen characters wide, never finer than the polls.
         strip.bucket = min(max(self.interval, 5.0), 60.0)
         strip.max_gap = 3 * self.interval
-        self.query_one(MembersTable).focus()
         self._render_status()
         self.set_interval(self.interval, self._tick)
         self.set_interval(1.0, self._render_status)
@@ -186,11 +196,18 @@ class ConsoleApp(App[None]):
     # -- rendering --------------------------------------------------------------------------
 
     @property
+    def palette(self) -> Palette:
+        """The theme's colours; reading Textual's CSS variables costs milliseconds, so once per theme."""
+        if self._palette is None or self._palette[0] != self.theme:
+            self._palette = (self.theme, Palette.of(self))
+        return self._palette[1]
+
+    @property
     def view(self) -> ClusterView | None:
         return self.last_ok.view if self.last_ok else None
 
     def _render_view(self, view: ClusterView) -> None:
-        palette = Palette.of(self)
+        palette = self.palette
         with self.batch_update():
             self._render_members(palette)
             self.query_one(InstancesTable).show(view, palette)
@@ -203,7 +220,7 @@ class ConsoleApp(App[None]):
         if view is None:
             return
         table = self.query_one(MembersTable)
-        table.show(view.rows, self.filter_query, palette or Palette.of(self), view.tag_key)
+        table.show(view.rows, self.filter_query, palette or self.palette, view.tag_key)
         shown = len(table.rows)
         title = f"Members {shown}/{len(view.rows)} · tag {view.tag_key}"
         if self.filter_query:
@@ -212,7 +229,7 @@ class ConsoleApp(App[None]):
         self._render_hint()
 
     def _render_status(self) -> None:
-        palette = Palette.of(self)
+        palette = self.palette
         now = self.clock()
         fresh = Freshness(
             label=self.source.label,
@@ -223,6 +240,7 @@ class ConsoleApp(App[None]):
             paused=self.actions.refresh_paused,
             read_only=self.actions.read_only,
             demo=self.actions.demo,
+            via=self.last_ok.via if self.last_ok else None,
         )
         self.query_one(StatusHeader).show(fresh, palette)
         tr = self.tracker
@@ -254,7 +272,7 @@ class ConsoleApp(App[None]):
         self.query_one("#hint", Static).update(text)
 
     def record(self, event: Event) -> None:
-        self.query_one(EventLog).add(event, Palette.of(self), self.tz)
+        self.query_one(EventLog).add(event, self.palette, self.tz)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "members":
@@ -268,7 +286,10 @@ class ConsoleApp(App[None]):
         view = self.view
         if view is None:
             return Request(name)
-        peers = tuple(Target.of(r) for r in view.rows if r.status == MemberStatus.ALIVE)
+        rows = self._rows_by_name(view)
+        # Only force-leave goes "via any reachable agent"; the footer and the hint capture every
+        # action on every refresh, so the others skip listing thousands of peers.
+        peers = self._peers(view) if name is ActionName.FORCE_LEAVE else ()
         aim = SPECS[name].aim
         if aim is Aim.CLUSTER:
             return Request(name, None, peers)
@@ -276,8 +297,19 @@ class ConsoleApp(App[None]):
             key = view.leader_node
         else:
             key = node if node is not None else self.query_one(MembersTable).selected_key
-        row = next((r for r in view.rows if r.name == key), None)
+        row = rows.get(key) if key is not None else None
         return Request(name, Target.of(row) if row else None, peers)
+
+    def _rows_by_name(self, view: ClusterView) -> dict[str, NodeRow]:
+        if self._indexed is not view:
+            self._indexed, self._by_name, self._alive = view, {r.name: r for r in view.rows}, None
+        return self._by_name
+
+    def _peers(self, view: ClusterView) -> tuple[Target, ...]:
+        self._rows_by_name(view)
+        if self._alive is None:
+            self._alive = tuple(Target.of(r) for r in view.rows if r.status == MemberStatus.ALIVE)
+        return self._alive
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "act" and parameters:
@@ -290,12 +322,24 @@ class ConsoleApp(App[None]):
             return not self.actions.refresh_paused
         if action == "resume_refresh":
             return self.actions.refresh_paused
+        if action == "filter":
+            # A `/` typed into an input (the filter box, the command palette) is just a character.
+            return not isinstance(self.focused, Input)
         if action == "close_filter":
             return bool(self.filter_query) or self.query_one("#filter").has_class("-open")
         return True
 
     def action_act(self, name: str) -> None:
         self.request(ActionName(name))
+
+    def on_key(self, event: events.Key) -> None:
+        """A dimmed action key is blocked by its binding and would do nothing: say why instead."""
+        name = _KEY_ACTION.get(event.character or event.key)
+        if name is None or len(self.screen_stack) > 1 or isinstance(self.focused, Input):
+            return
+        if self.check_action("act", (name.value,)) is None:
+            req = self.capture(name)
+            self.notify(f"cannot {req.describe()}: {self.actions.availability(req).reason}", severity="warning")
 
     def request(self, name: ActionName, node: str | None = None) -> None:
         """Ask for an action: confirm it if destructive, then run it in a worker."""
@@ -358,9 +402,12 @@ class ConsoleApp(App[None]):
         self.refresh_now()
 
     def action_filter(self) -> None:
+        if len(self.screen_stack) > 1:
+            return  # a dialog or the help is open: the box is behind it
         box = self.query_one("#filter", Input)
         box.add_class("-open")
-        box.focus()
+        # At once, not deferred like Widget.focus(): keys already queued behind `/` go to the box.
+        self.screen.set_focus(box)
 
     def action_close_filter(self) -> None:
         box = self.query_one("#filter", Input)

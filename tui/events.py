@@ -29,6 +29,7 @@ class EventKind(StrEnum):
     MEMBER_REMOVED = "member-removed"
     FETCH_FAILED = "fetch-failed"
     FETCH_RECOVERED = "fetch-recovered"
+    AGENT_FALLBACK = "agent-fallback"  # the configured agent stopped (or started again) answering
     # Not detected from snapshots: the console logs what the operator did, in the same log.
     ACTION = "action"
     ACTION_FAILED = "action-failed"
@@ -57,6 +58,8 @@ class Tracker:
     failing_since: float | None = None
     last_error: str | None = None
     first_at: float | None = None  # the first successful refresh
+    last_at: float | None = None  # the latest successful refresh
+    via: str | None = None  # the member whose agent answered instead of the configured one
 
 
 def observe(state: Tracker, snap: Snapshot) -> tuple[Tracker, list[Event]]:
@@ -74,11 +77,22 @@ def observe(state: Tracker, snap: Snapshot) -> tuple[Tracker, list[Event]]:
     if state.view is None:
         events.append(_first_look(at, view, snap.term))
         return (
-            Tracker(view=view, term=snap.term, leader=leader, holders=holders, first_at=at),
+            Tracker(view=view, term=snap.term, leader=leader, holders=holders, first_at=at, last_at=at, via=snap.via),
             events,
         )
+    if snap.via != state.via:
+        events.append(_via_event(at, snap.via))
     events.extend(_member_events(at, state.view, view))
-    new = replace(state, view=view, term=snap.term, holders=holders, failing_since=None, last_error=None)
+    new = replace(
+        state,
+        view=view,
+        term=snap.term,
+        holders=holders,
+        failing_since=None,
+        last_error=None,
+        last_at=at,
+        via=snap.via,
+    )
     term_rose = snap.term is not None and state.term is not None and snap.term > state.term
     if leader != state.leader or (term_rose and leader is not None):
         pending = state.change_at if state.change_at is not None else at
@@ -87,12 +101,16 @@ def observe(state: Tracker, snap: Snapshot) -> tuple[Tracker, list[Event]]:
     agrees = view.tag_agrees
     if agrees and new.change_at is not None:
         took = at - new.change_at
+        if took > 0 or state.last_at is None:
+            when = f"{fmt_secs(took)} after the leader change"
+        else:
+            # Both happened since the previous refresh: only that bound is known, not 0 s.
+            when = f"within {fmt_secs(at - state.last_at)} of the leader change (both seen in one refresh)"
         events.append(
             Event(
                 at,
                 EventKind.TAG_HANDOFF,
-                f"tag {view.tag_key} agrees with leader {leader} ({_holder_text(view)}) "
-                f"{fmt_secs(took)} after the leader change",
+                f"tag {view.tag_key} agrees with leader {leader} ({_holder_text(view)}) {when}",
                 subject=leader,
                 took=took,
             )
@@ -120,6 +138,18 @@ def _failed(state: Tracker, snap: Snapshot) -> tuple[Tracker, list[Event]]:
     since = state.failing_since if state.failing_since is not None else snap.fetched_at
     ev = Event(snap.fetched_at, EventKind.FETCH_FAILED, f"refresh failed: {error}", Severity.WARNING)
     return replace(state, failing_since=since, last_error=error), [ev]
+
+
+def _via_event(at: float, via: str | None) -> Event:
+    if via is None:
+        return Event(at, EventKind.AGENT_FALLBACK, "the configured Consul agent answers again")
+    return Event(
+        at,
+        EventKind.AGENT_FALLBACK,
+        f"the configured Consul agent does not answer; reading through {via}'s agent",
+        Severity.WARNING,
+        subject=via,
+    )
 
 
 def _first_look(at: float, view: ClusterView, term: int | None) -> Event:

@@ -15,6 +15,11 @@ from core.model import AgentSelf, Instance, Member
 class ConsulApi(Protocol):
     """The subset of core.consul.ConsulClient the console calls."""
 
+    @property
+    def address(self) -> str:
+        """The agent this client talks to, as a URL."""
+        ...
+
     def leader(self) -> str | None: ...
 
     def members(self) -> list[Member]: ...
@@ -48,3 +53,11 @@ class AgentResolver(Protocol):
         ...
 
     def agent_url(self, node: str, address: str) -> str | None: ...
+
+    def running(self, node: str) -> bool | None:
+        """Whether the node's agent process runs, if the directory knows (the demo's does); else None.
+
+        Consul lists a member `left` as soon as it announced its leave, while its agent still drains
+        for seconds before it exits; only the process state tells whether it can be started again.
+        """
+        ...

@@ -2,6 +2,10 @@
 
 `fetch` is blocking and runs in a thread worker; it never raises for an expected failure,
 it returns a Snapshot carrying the error instead, so the UI can keep the last good view.
+
+When the configured agent cannot be reached (the operator just made it leave, or crashed it in
+the demo), the poll reads through another member's agent rather than going blind: the members
+alive at the last good poll, through the same agent directory the actions use.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import TagjoinError
+from core.errors import ConsulUnreachable, TagjoinError
+from core.model import Member, MemberStatus
 from core.view import ClusterView, build_view
 from tui.ports import AgentResolver, ConsulApi, InstanceStore
 
@@ -25,6 +30,7 @@ class Snapshot:
     view: ClusterView | None = None
     term: int | None = None  # the leader's Raft term, when its own agent answered
     error: str | None = None
+    via: str | None = None  # the member whose agent answered, when the configured one did not
 
     @property
     def ok(self) -> bool:
@@ -37,6 +43,10 @@ class SnapshotSource(Protocol):
     label: str  # where it looks, for the header
 
     def fetch(self) -> Snapshot: ...
+
+
+# Other agents tried per poll when the configured one is unreachable; bounds a dead cluster's poll.
+MAX_FALLBACKS = 3
 
 
 class ClusterSource:
@@ -56,19 +66,61 @@ class ClusterSource:
         self._tag_key = tag_key
         self._clock = clock
         self.label = label
+        self._last_view: ClusterView | None = None
+        self._via: str | None = None  # the fallback that answered last time: tried first next time
 
     def fetch(self) -> Snapshot:
         self._agents.refresh()
         try:
-            leader = self._consul.leader()
-            members = self._consul.members()
+            leader, members, via = self._consul_state()
             instances = self._store.instances(states=None)
         except TagjoinError as exc:
             return Snapshot(fetched_at=self._clock(), error=str(exc))
         except Exception as exc:  # an adapter bug must not kill the poller; show it instead
             return Snapshot(fetched_at=self._clock(), error=f"{type(exc).__name__}: {exc}")
         view = build_view(leader, members, instances, self._tag_key)
-        return Snapshot(fetched_at=self._clock(), view=view, term=self._leader_term(view))
+        self._last_view, self._via = view, via
+        return Snapshot(fetched_at=self._clock(), view=view, term=self._leader_term(view), via=via)
+
+    def _consul_state(self) -> tuple[str | None, list[Member], str | None]:
+        """Leader and members from the configured agent, else from another member's agent."""
+        try:
+            return self._consul.leader(), self._consul.members(), None
+        except ConsulUnreachable as exc:
+            first = exc
+        tried: list[str] = []
+        for node, url in self._fallbacks():
+            tried.append(node)
+            try:
+                agent = self._consul.with_address(url)
+            except TagjoinError:
+                continue
+            with contextlib.closing(agent):
+                try:
+                    return agent.leader(), agent.members(), node
+                except ConsulUnreachable:
+                    continue
+        if tried:
+            raise ConsulUnreachable(f"{first}; the agents of {', '.join(tried)} did not answer either") from None
+        raise first
+
+    def _fallbacks(self) -> list[tuple[str, str]]:
+        view = self._last_view
+        if view is None:
+            return []
+        rows = sorted(
+            (r for r in view.rows if r.status == MemberStatus.ALIVE),
+            key=lambda r: r.name != self._via,  # the one that answered last time first
+        )
+        out: list[tuple[str, str]] = []
+        for row in rows:
+            url = self._agents.agent_url(row.name, row.address)
+            if url is None or url.rstrip("/") == self._consul.address.rstrip("/"):
+                continue
+            out.append((row.name, url))
+            if len(out) == MAX_FALLBACKS:
+                break
+        return out
 
     def _leader_term(self, view: ClusterView) -> int | None:
         """Ask the leader's own agent: status/leader carries no term, and a follower's would lag."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -66,11 +67,13 @@ def buckets(samples: Sequence[Sample], *, now: float, width: int, bucket: float,
     """
     if width <= 0 or not samples:
         return []
-    start = now - width * bucket
+    # Bucket ends sit on multiples of `bucket` (the last one is cut at `now`), so a finished
+    # bucket never changes as time passes: the strip shifts by whole columns instead of shimmering.
+    last_end = math.ceil(now / bucket) * bucket
     times = [s.at for s in samples]
     states: list[Sample | Cell] = []
     for col in range(width):
-        end = start + (col + 1) * bucket
+        end = min(now, last_end - (width - 1 - col) * bucket)
         idx = bisect.bisect_right(times, end) - 1
         if idx < 0:
             states.append(Cell.BEFORE)

@@ -42,6 +42,7 @@ class ConfirmScreen(ModalScreen[bool]):
                 yield Button("Cancel", id="cancel", variant="primary")
                 label = f"{spec.title} {t.node}" if t is not None else spec.title
                 yield Button(label, id="confirm", variant="error")
+            yield Static("y confirms  ·  n or escape cancels  ·  ←/→ and enter pick a button", id="confirm-keys")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

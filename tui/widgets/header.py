@@ -21,6 +21,7 @@ class Freshness:
     paused: bool
     read_only: bool
     demo: bool
+    via: str | None = None  # the member whose agent answers while the configured one does not
 
     @property
     def stale(self) -> bool:
@@ -47,6 +48,8 @@ def header_text(f: Freshness, palette: Palette) -> Text:
         t.append(" connecting… ", style=palette.dim)
     else:
         t.append(f" ● live  updated {age} ", style=palette.ok)
+    if f.via is not None and not f.stale:
+        t.append(f"  via {f.via}'s agent (the configured one does not answer)", style=f"bold {palette.warn}")
     if f.read_only:
         t.append("  READ-ONLY", style=f"bold {palette.warn}")
     if f.demo:

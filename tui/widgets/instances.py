@@ -2,48 +2,72 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 
-from core.model import MemberStatus
+from core.model import Instance, MemberStatus
 from core.view import ClusterView
 from tui.style import TAG_MARK, Palette
 from tui.widgets.keyed_table import Cells, KeyedTable
 
 
-def instance_rows(view: ClusterView, palette: Palette) -> list[tuple[str, Cells]]:
+@dataclass(frozen=True)
+class InstanceLine:
+    """Everything one row shows; equal lines render equal cells."""
+
+    inst: Instance
+    tag_key: str
+    leads: bool  # the raft leader's instance
+    member: str | None  # the member with its address
+    status: MemberStatus | None
+
+
+def instance_lines(view: ClusterView) -> list[tuple[str, InstanceLine]]:
     members = {r.instance.instance_id: r for r in view.rows if r.instance is not None}
     leader_id = view.leader_instance.instance_id if view.leader_instance else None
-    out: list[tuple[str, Cells]] = []
+    out: list[tuple[str, InstanceLine]] = []
     for inst in view.instances:
-        value = inst.tags.get(view.tag_key)
         row = members.get(inst.instance_id)
-        if value is None:
-            tag = Text("—", style=palette.dim)
-        elif inst.instance_id == leader_id and inst.running:
-            tag = Text(f"{TAG_MARK} {value}", style=palette.ok)
-        else:
-            tag = Text(f"{TAG_MARK} {value}", style=palette.err if inst.running else palette.warn)
-        if row is None:
-            member = Text("not a member", style=palette.warn if value is not None else palette.dim)
-        elif row.status in (MemberStatus.ALIVE, MemberStatus.LEAVING):
-            member = Text(row.name)
-        else:
-            member = Text(f"{row.name} ({row.status.label})", style=palette.dim)
-        others = ", ".join(f"{k}={v}" for k, v in sorted(inst.tags.items()) if k != view.tag_key)
-        out.append(
-            (
-                inst.instance_id,
-                (
-                    Text(inst.instance_id),
-                    Text(inst.private_ip or "—"),
-                    Text(inst.state, style=palette.ok if inst.running else palette.warn),
-                    tag,
-                    member,
-                    Text(others, style=palette.dim),
-                ),
-            )
+        line = InstanceLine(
+            inst,
+            view.tag_key,
+            inst.instance_id == leader_id,
+            row.name if row else None,
+            row.status if row else None,
         )
+        out.append((inst.instance_id, line))
     return out
+
+
+def instance_cells(line: InstanceLine, palette: Palette) -> Cells:
+    inst = line.inst
+    value = inst.tags.get(line.tag_key)
+    if value is None:
+        tag = Text("—", style=palette.dim)
+    elif line.leads and inst.running:
+        tag = Text(f"{TAG_MARK} {value}", style=palette.ok)
+    else:
+        tag = Text(f"{TAG_MARK} {value}", style=palette.err if inst.running else palette.warn)
+    if line.member is None or line.status is None:
+        member = Text("not a member", style=palette.warn if value is not None else palette.dim)
+    elif line.status in (MemberStatus.ALIVE, MemberStatus.LEAVING):
+        member = Text(line.member)
+    else:
+        member = Text(f"{line.member} ({line.status.label})", style=palette.dim)
+    others = ", ".join(f"{k}={v}" for k, v in sorted(inst.tags.items()) if k != line.tag_key)
+    return (
+        Text(inst.instance_id),
+        Text(inst.private_ip or "—"),
+        Text(inst.state, style=palette.ok if inst.running else palette.warn),
+        tag,
+        member,
+        Text(others, style=palette.dim),
+    )
+
+
+def instance_rows(view: ClusterView, palette: Palette) -> list[tuple[str, Cells]]:
+    return [(key, instance_cells(line, palette)) for key, line in instance_lines(view)]
 
 
 class InstancesTable(KeyedTable):
@@ -58,4 +82,4 @@ class InstancesTable(KeyedTable):
     KEY_COLUMN = "instance"
 
     def show(self, view: ClusterView, palette: Palette) -> None:
-        self.sync(instance_rows(view, palette))
+        self.sync_sources(instance_lines(view), lambda line: instance_cells(line, palette), style=palette)

@@ -6,12 +6,13 @@ their place; the cursor is positional, so it is re-anchored on the selected key 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Self
 
-from rich.text import Text
+from rich.text import Text, TextType
 from textual.binding import Binding
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, Row, RowKey
 
 Cells = tuple[Text, ...]
 
@@ -28,10 +29,72 @@ class KeyedTable(DataTable[Text]):
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
+        # Row order caches, see `ordered_rows`; the version moves whenever rows are added, removed
+        # or sorted. Set before DataTable's own __init__, which already reads the row order.
+        self._order_version = 0
+        self._ordered: tuple[tuple[int, int], list[Row]] | None = None
+        self._offsets: tuple[tuple[int, int], list[tuple[RowKey, int]]] | None = None
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._cells: dict[str, Cells] = {}
+        # What each row's cells were rendered from, and with which palette: rendering Rich Text
+        # for thousands of rows on every poll is what a refresh would spend its time on.
+        self._sources: dict[str, Any] = {}
+        self._rendered_with: Hashable = None
         for key, label in self.COLUMNS:
             self.add_column(label, key=key)
+
+    # Textual keys its ordered-rows and line-offset caches on a counter that every update_cell
+    # bumps, so after each poll both lists (one entry per row) were rebuilt, several times,
+    # while rendering. Rows only move when they are added, removed or sorted: key on that.
+
+    @property
+    def ordered_rows(self) -> list[Row]:
+        key = (self._order_version, len(self.rows))
+        if self._ordered is None or self._ordered[0] != key:
+            self._ordered = (key, DataTable.ordered_rows.fget(self))  # type: ignore[attr-defined]
+        return self._ordered[1]
+
+    @property
+    def _y_offsets(self) -> list[tuple[RowKey, int]]:
+        key = (self._order_version, len(self.rows))
+        if self._offsets is None or self._offsets[0] != key:
+            self._offsets = (key, [(row.key, y) for row in self.ordered_rows for y in range(row.height)])
+        return self._offsets[1]
+
+    def _moved(self) -> None:
+        self._order_version += 1
+
+    def add_row(
+        self, *cells: Text, height: int | None = 1, key: str | None = None, label: TextType | None = None
+    ) -> RowKey:
+        self._moved()
+        try:
+            return super().add_row(*cells, height=height, key=key, label=label)
+        finally:
+            self._moved()
+
+    def remove_row(self, row_key: RowKey | str) -> None:
+        self._moved()
+        try:
+            super().remove_row(row_key)
+        finally:
+            self._moved()
+
+    def sort(self, *columns: ColumnKey | str, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> Self:
+        self._moved()
+        try:
+            return super().sort(*columns, key=key, reverse=reverse)
+        finally:
+            self._moved()
+
+    def clear(self, columns: bool = False) -> Self:
+        self._moved()
+        self._cells.clear()
+        self._sources.clear()
+        try:
+            return super().clear(columns)
+        finally:
+            self._moved()
 
     @property
     def selected_key(self) -> str | None:
@@ -43,6 +106,25 @@ class KeyedTable(DataTable[Text]):
             return None
         return row_key.value
 
+    def sync_sources(
+        self, items: Sequence[tuple[str, Any]], render: Callable[[Any], Cells], *, style: Hashable = None
+    ) -> None:
+        """Like `sync`, from per-row source values: rows whose source (and `style`) are unchanged
+        keep their cells without being rendered again. Sources are compared with `==`."""
+        if style != self._rendered_with:
+            self._sources.clear()
+            self._rendered_with = style
+        rows: list[tuple[str, Cells]] = []
+        for key, source in items:
+            cells = self._cells.get(key)
+            if cells is None or self._sources.get(key, _MISSING) != source:
+                cells = render(source)
+                self._sources[key] = source
+            rows.append((key, cells))
+        self.sync(rows)
+        for key in [k for k in self._sources if k not in self._cells]:
+            del self._sources[key]
+
     def sync(self, rows: Sequence[tuple[str, Cells]]) -> None:
         """Make the table show exactly `rows`, in that order, touching only what changed."""
         wanted = dict(rows)
@@ -53,19 +135,45 @@ class KeyedTable(DataTable[Text]):
             if key is not None:
                 self.remove_row(key)
                 self._cells.pop(key, None)
+        narrowed: set[int] = set()  # columns where a cell as wide as the column got narrower
+        resized = False
         for key, cells in rows:
             old = self._cells.get(key)
+            if old is cells:
+                continue
             if old is None:
                 self.add_row(*cells, key=key)
                 reorder = True
             elif old != cells:
-                for (column, _), before, after in zip(self.COLUMNS, old, cells, strict=True):
-                    if before != after:
-                        self.update_cell(key, column, after, update_width=True)
+                for i, ((column, _), before, after) in enumerate(zip(self.COLUMNS, old, cells, strict=True)):
+                    if before == after:
+                        continue
+                    # Not update_width=True: for a narrower cell Textual re-measures the whole
+                    # column, once per updated cell (seconds for a few hundred changes in 5,000 rows).
+                    self.update_cell(key, column, after)
+                    col = self.columns[ColumnKey(column)]
+                    if after.cell_len > col.content_width:
+                        col.content_width = after.cell_len
+                        resized = True
+                    elif before.cell_len >= col.content_width > after.cell_len:
+                        narrowed.add(i)
             self._cells[key] = cells
+        for i in narrowed:
+            col = self.columns[ColumnKey(self.COLUMNS[i][0])]
+            width = max((c[i].cell_len for c in self._cells.values()), default=0)
+            width = max(width, col.label.cell_len)
+            if width != col.content_width:
+                col.content_width = width
+                resized = True
+        if resized:
+            # Textual's own flag for "recompute the scrollable size on idle" (textual pinned exactly).
+            self._require_update_dimensions = True
         if reorder and len(rows) > 1:
             self.sort(self.KEY_COLUMN, key=lambda cell: rank.get(str(cell), len(rank)))
         if selected is not None and selected in wanted:
             index = self.get_row_index(selected)
             if index != self.cursor_row:
                 self.move_cursor(row=index, animate=False)
+
+
+_MISSING = object()

@@ -59,4 +59,5 @@ class MembersTable(KeyedTable):
     KEY_COLUMN = "name"
 
     def show(self, rows: Sequence[NodeRow], query: str, palette: Palette, tag_key: str) -> None:
-        self.sync([(r.name, member_cells(r, palette)) for r in rows if matches(r, query)])
+        shown = [(r.name, r) for r in rows if matches(r, query)]
+        self.sync_sources(shown, lambda row: member_cells(row, palette), style=palette)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.text import Text
 from textual.events import Resize
@@ -14,13 +14,15 @@ from tui.timeline import Cell, Sample, buckets
 
 _GLYPH = {Cell.BOTH: "█", Cell.LEADER: "▓", Cell.TAG: "░", Cell.NONE: "·", Cell.UNKNOWN: "?", Cell.BEFORE: " "}
 LEGEND = "█ led+tag  ▓ led, no tag  ░ tag only  ? no data"
-_NAME_WIDTH = 10
+_MIN_NAME, _MAX_NAME = 10, 24
 
 
 def timeline_text(
     samples: Sequence[Sample], *, now: float, width: int, bucket: float, max_gap: float, palette: Palette
 ) -> Text:
-    cols = max(0, width - _NAME_WIDTH - 1)
+    names = {n for s in samples for n in (*s.holders, s.leader) if n is not None}
+    name_width = min(name_column(names), max(4, width // 2))  # a narrow strip still shows some time
+    cols = max(0, width - name_width - 1)
     rows = buckets(samples, now=now, width=cols, bucket=bucket, max_gap=max_gap)
     style = {
         Cell.BOTH: palette.ok,
@@ -36,10 +38,20 @@ def timeline_text(
     for i, row in enumerate(rows):
         if i:
             t.append("\n")
-        t.append(f"{row.name[:_NAME_WIDTH]:<{_NAME_WIDTH}} ")
+        t.append(f"{_fit(row.name, name_width):<{name_width}} ")
         for cell in row.cells:
             t.append(_GLYPH[cell], style=style[cell])
     return t
+
+
+def name_column(names: Iterable[str]) -> int:
+    """Wide enough for whole node names (ip-10-0-1-10 and ip-10-0-1-100 must stay apart), capped."""
+    return min(max((len(n) for n in names), default=_MIN_NAME), _MAX_NAME)
+
+
+def _fit(name: str, width: int) -> str:
+    # Names of one fleet share their start (ip-10-0-…): keep the distinguishing end.
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
 class TimelineStrip(Static):
@@ -59,8 +71,13 @@ class TimelineStrip(Static):
         self._draw()
 
     def _draw(self) -> None:
-        width = self.content_size.width or 80
-        span = max(0, width - _NAME_WIDTH - 1) * self.bucket
+        width = self.content_size.width
+        if width <= 0:
+            # Not laid out yet: a guessed width would make the lines longer than the strip, and
+            # its auto height would count the wrapped lines. on_resize draws once the width is known.
+            return
+        names = {n for s in self._samples for n in (*s.holders, s.leader) if n is not None}
+        span = max(0, width - min(name_column(names), max(4, width // 2)) - 1) * self.bucket
         self.border_subtitle = f"{LEGEND}  ·  {self.bucket:g}s/char, {fmt_secs(span)}"
         self.update(
             timeline_text(

@@ -196,9 +196,7 @@ def test_instance_by_id(cluster: Cluster) -> None:
     assert store.instance_by_id(cluster.a2).tags[LEADER] == "5"
     assert store.instance_by_id(cluster.a3).state == "stopped"
     for outside in (cluster.b1, cluster.untagged, "i-0123456789abcdef0", "not-an-id"):
-        with pytest.raises(
-            InstanceNotFound, match=f"instance {outside} is unknown or not part of cluster c1"
-        ):
+        with pytest.raises(InstanceNotFound, match=f"instance {outside} is unknown or not part of cluster c1"):
             store.instance_by_id(outside)
 
 
@@ -238,9 +236,7 @@ def test_two_throttles_then_success(faulty: tuple[TagStore, FakeClock, Ec2Faults
     assert before.attempts == 0  # the snapshot is a copy
 
 
-def test_throttling_beyond_the_budget(
-    faulty: tuple[TagStore, FakeClock, Ec2Faults], cluster: Cluster
-) -> None:
+def test_throttling_beyond_the_budget(faulty: tuple[TagStore, FakeClock, Ec2Faults], cluster: Cluster) -> None:
     store, clock, faults = faulty
     faults.throttle("CreateTags", 10)
     with pytest.raises(Ec2Throttled) as err:
@@ -260,9 +256,7 @@ def test_backoff_is_capped(cluster: Cluster) -> None:
     faults = Ec2Faults().install(client)
     faults.throttle("DescribeInstances", 20)
     clock = FakeClock()
-    store = TagStore(
-        client, Scope(cluster="c1"), clock=clock, rng=random.Random(3), max_attempts=8, max_delay=1.0
-    )
+    store = TagStore(client, Scope(cluster="c1"), clock=clock, rng=random.Random(3), max_attempts=8, max_delay=1.0)
     with pytest.raises(Ec2Throttled, match="8 attempts"):
         store.instances()
     assert len(clock.sleeps) == 7 and max(clock.sleeps) <= 1.0
@@ -287,9 +281,7 @@ def test_unreachable_endpoint_is_retried_then_reported(faulty: tuple[TagStore, F
 
 
 @pytest.mark.parametrize("code", ["UnauthorizedOperation", "AccessDenied", "AuthFailure"])
-def test_denied_is_not_retried(
-    faulty: tuple[TagStore, FakeClock, Ec2Faults], cluster: Cluster, code: str
-) -> None:
+def test_denied_is_not_retried(faulty: tuple[TagStore, FakeClock, Ec2Faults], cluster: Cluster, code: str) -> None:
     store, clock, faults = faulty
     faults.deny("CreateTags", code=code)
     with pytest.raises(Ec2Error) as err:

@@ -1,0 +1,312 @@
+"""Console refresh cost at 5,000 members + 5,000 instances, and key latency while a poll runs.
+
+    .venv/bin/python benchmarks/bench_console.py [--members 5000] [--repeat 15] [--presses 40]
+
+Prints a markdown table. What is measured:
+
+- fetch (worker thread): ClusterSource.fetch, i.e. core's ConsulClient decoding /v1/status/leader,
+  /v1/agent/members (5,000 entries) and the leader's /v1/agent/self from an in-process transport,
+  plus build_view joining them with 5,000 EC2 instances. The EC2 call itself is left out (a
+  fixed list stands in for DescribeInstances): it is network time, in the same worker thread.
+- apply (UI thread): ConsoleApp.apply on the running app: change detection, event log, timeline,
+  and the keyed diff of both tables and the drift panel. `cold` fills empty tables (the first
+  refresh); `steady` is a refresh where 1% of the members flip status; `failover` moves the
+  leader and the tag (the marks and tag cells of 4 rows change).
+- apply + paint: the same, plus the time until Textual is idle again (layout and repaint of the
+  visible region), with pilot.pause(); an upper bound, since pause() adds its own scheduling.
+- key latency: `j` pressed while polls run back to back in the worker (each fetch waits 1 s of
+  simulated I/O, then builds the 5,000-row view), time from the key event to the cursor move
+  (the table's RowHighlighted message). Presses are spread over several poll cycles, so some
+  land while a snapshot is being applied.
+
+Harness: time.perf_counter with repeated runs (median/min/max). pyperf runs functions in worker
+processes of its own and cannot drive a running Textual app's UI thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import ipaddress
+import random
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from textual.message import Message
+from textual.widgets import DataTable
+
+from core.consul import ConsulClient
+from core.consul_settings import consul_settings_from_env
+from core.model import Instance
+from tui.actions import ActionService
+from tui.agents import TemplateAgents
+from tui.app import ConsoleApp
+from tui.source import ClusterSource, Snapshot
+from tui.testing import TAG_KEY, FakeConsul, FakeStore
+from tui.widgets.keyed_table import KeyedTable
+from tui.widgets.members import MembersTable
+
+SIZE = (160, 48)
+
+
+# -- a large cluster ------------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    """Mutable cluster state served as Consul JSON; `flip` and `failover` change it."""
+
+    n: int
+    leader: int = 0
+    failed: frozenset[int] = frozenset()
+    term: int = 5
+
+    def ip(self, i: int) -> str:
+        return str(ipaddress.IPv4Address("10.0.0.1") + i)
+
+    def name(self, i: int) -> str:
+        return f"node-{i:05d}"
+
+    def members_json(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "Name": self.name(i),
+                "Addr": self.ip(i),
+                "Port": 8301,
+                "Status": 4 if i in self.failed else 1,
+                "Tags": {"role": "consul" if i < 5 else "node", "dc": "dc1"},
+            }
+            for i in range(self.n)
+        ]
+
+    def instances(self) -> list[Instance]:
+        out = []
+        for i in range(self.n):
+            tags = {"Name": self.name(i), "consul-cluster": "bench"}
+            if i == self.leader:
+                tags[TAG_KEY] = str(self.term)
+            out.append(Instance(f"i-{i:017x}", self.ip(i), None, "running", tags))
+        return out
+
+    def transport(self) -> httpx.MockTransport:
+        def handle(request: httpx.Request) -> httpx.Response:
+            match request.url.path:
+                case "/v1/status/leader":
+                    return httpx.Response(200, json=f"{self.ip(self.leader)}:8300")
+                case "/v1/agent/members":
+                    return httpx.Response(200, json=self.members_json())
+                case "/v1/agent/self":
+                    me = self.members_json()[self.leader]
+                    body = {
+                        "Config": {"NodeName": me["Name"], "Datacenter": "dc1", "Server": True},
+                        "Member": me,
+                        "Stats": {"raft": {"state": "Leader", "term": str(self.term)}},
+                    }
+                    return httpx.Response(200, json=body)
+            return httpx.Response(404, text="not found")
+
+        return httpx.MockTransport(handle)
+
+    def flip(self, rng: random.Random, share: float = 0.01) -> None:
+        """About `share` of the members change status (alive <-> failed)."""
+        picks = rng.sample(range(5, self.n), max(1, int(self.n * share)))
+        self.failed = self.failed ^ frozenset(picks)
+
+    def failover(self) -> None:
+        self.leader = (self.leader + 1) % 5
+        self.term += 1
+
+
+class LiveishSource:
+    """A ClusterSource over the in-process transport; `delay` simulates the network wait."""
+
+    def __init__(self, cluster: Cluster, delay: float = 0.0) -> None:
+        self.cluster = cluster
+        self.delay = delay
+        self.label = f"bench {cluster.n} members"
+        self.fetch_times: list[float] = []
+        settings = consul_settings_from_env({}, http_addr="127.0.0.1:8500")
+        self._consul = ConsulClient(settings, cluster.transport())
+        self._store = FakeStore([])
+        self._source = ClusterSource(self._consul, self._store, TemplateAgents(), tag_key=TAG_KEY, label=self.label)
+        self._lock = threading.Lock()
+
+    def fetch(self) -> Snapshot:
+        if self.delay:
+            time.sleep(self.delay)  # the I/O wait: the GIL is free meanwhile
+        with self._lock:
+            self._store.found = self.cluster.instances()
+            t0 = time.perf_counter()
+            snap = self._source.fetch()
+            self.fetch_times.append(time.perf_counter() - t0)
+        return snap
+
+
+# -- measurements ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stats:
+    values: tuple[float, ...]
+
+    def row(self, name: str, where: str, unit: float = 1000.0) -> str:
+        v = [x * unit for x in self.values]
+        return f"| {name} | {where} | {len(v)} | {statistics.median(v):.1f} | {min(v):.1f} | {max(v):.1f} |"
+
+
+def app_for(source: Any, interval: float) -> ConsoleApp:
+    actions = ActionService(FakeConsul(), TemplateAgents())
+    return ConsoleApp(source, actions, interval=interval)
+
+
+async def wait(pilot: Any, cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: timed out waiting for {what}")
+        await pilot.pause(0.01)
+
+
+def fetch_bench(n: int, repeat: int) -> Stats:
+    cluster = Cluster(n)
+    source = LiveishSource(cluster)
+    rng = random.Random(1)
+    source.fetch()  # warm-up
+    source.fetch_times.clear()
+    for _ in range(repeat):
+        cluster.flip(rng)
+        source.fetch()
+    return Stats(tuple(source.fetch_times))
+
+
+def snapshots(n: int, count: int, *, failover: bool) -> list[Snapshot]:
+    cluster = Cluster(n)
+    source = LiveishSource(cluster)
+    rng = random.Random(2)
+    out = [source.fetch()]
+    for _ in range(count):
+        if failover:
+            cluster.failover()
+        else:
+            cluster.flip(rng)
+        out.append(source.fetch())
+    return out
+
+
+async def apply_bench(n: int, repeat: int) -> dict[str, tuple[Stats, Stats]]:
+    """(apply, apply + paint) per scenario, all on the UI thread of one running app."""
+    results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in ("cold", "steady", "failover")}
+    steady = snapshots(n, repeat, failover=False)
+    moves = snapshots(n, repeat, failover=True)
+    for round_ in range(max(3, repeat // 5)):
+        app = app_for(LiveishSource(Cluster(n)), interval=3600)  # the timer never fires
+        async with app.run_test(size=SIZE) as pilot:
+            await wait(pilot, lambda: app.applied >= 1, "the mount's refresh")  # noqa: B023
+            # Throw the mount's view away: measure filling empty tables with a fresh app state.
+            for table in app.query(KeyedTable):
+                table.clear()
+            app.tracker = type(app.tracker)()
+            gc.collect()
+            await pilot.pause()
+            t0 = time.perf_counter()
+            app.apply(steady[0])
+            t1 = time.perf_counter()
+            await pilot.pause()
+            t2 = time.perf_counter()
+            results["cold"][0].append(t1 - t0)
+            results["cold"][1].append(t2 - t0)
+            if round_:
+                continue
+            for name, series in (("steady", steady[1:]), ("failover", moves[1:])):
+                if name == "failover":
+                    app.apply(moves[0])
+                    await pilot.pause()
+                for snap in series:
+                    gc.collect()
+                    await pilot.pause()
+                    t0 = time.perf_counter()
+                    app.apply(snap)
+                    t1 = time.perf_counter()
+                    await pilot.pause()
+                    t2 = time.perf_counter()
+                    results[name][0].append(t1 - t0)
+                    results[name][1].append(t2 - t0)
+    return {k: (Stats(tuple(a)), Stats(tuple(b))) for k, (a, b) in results.items()}
+
+
+async def key_bench(n: int, presses: int, delay: float, *, polling: bool) -> tuple[Stats, int]:
+    """Latency of `j` from key event to cursor move; with polls running back to back, or idle."""
+    cluster = Cluster(n)
+    source = LiveishSource(cluster, delay=delay)
+    app = app_for(source, interval=0.05 if polling else 3600)
+    moved: list[float] = []
+
+    def hook(message: Message) -> None:
+        if isinstance(message, DataTable.RowHighlighted) and message.data_table.id == "members":
+            moved.append(time.perf_counter())
+
+    rng = random.Random(3)
+    latencies: list[float] = []
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await wait(pilot, lambda: app.applied >= 1, "the first refresh")
+        table = app.query_one(MembersTable)
+        table.focus()
+        await pilot.pause()
+        start_applied = app.applied
+        for i in range(presses):
+            if polling:
+                # Mutate between presses so each poll's apply has cells to update.
+                with source._lock:
+                    cluster.flip(rng)
+            # Spread presses over the poll cycle (pacing, not synchronisation).
+            await asyncio.sleep(rng.uniform(0.02, 0.3))
+            before = len(moved)
+            row = table.cursor_row
+            t0 = time.perf_counter()
+            await pilot.press("j" if i % 40 < 20 else "k")
+            await wait(pilot, lambda: len(moved) > before, "the cursor to move", timeout=10)  # noqa: B023
+            latencies.append(moved[before] - t0)
+            assert table.cursor_row != row
+        polls = app.applied - start_applied
+    return Stats(tuple(latencies)), polls
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="console refresh and key-latency benchmark")
+    p.add_argument("--members", type=int, default=5000, help="members and instances (default 5000)")
+    p.add_argument("--repeat", type=int, default=15, help="refreshes timed per scenario (default 15)")
+    p.add_argument("--presses", type=int, default=40, help="key presses timed (default 40)")
+    p.add_argument("--delay", type=float, default=1.0, help="simulated I/O per poll, seconds (default 1)")
+    args = p.parse_args(argv)
+    n = args.members
+
+    fetch = fetch_bench(n, args.repeat)
+    applied = asyncio.run(apply_bench(n, args.repeat))
+    idle, _ = asyncio.run(key_bench(n, max(10, args.presses // 2), args.delay, polling=False))
+    busy, polls = asyncio.run(key_bench(n, args.presses, args.delay, polling=True))
+
+    print(f"Console at {n:,} members + {n:,} instances, Python {sys.version.split()[0]}, times in ms\n")
+    print("| measurement | thread | runs | median | min | max |")
+    print("|---|---|---:|---:|---:|---:|")
+    print(fetch.row("fetch: decode Consul JSON + build_view", "worker"))
+    for name in ("cold", "steady", "failover"):
+        a, ap = applied[name]
+        print(a.row(f"apply, {name}", "UI"))
+        print(ap.row(f"apply + paint, {name}", "UI"))
+    print(idle.row("key j → cursor moved, no poll running", "UI"))
+    print(busy.row(f"key j → cursor moved, polls running ({args.delay:g}s I/O each, {polls} applied)", "UI"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""2. Join lookup at boot: `tagjoin targets` vs the aws CLI one-liner, with 10, 1,000 and 5,000 instances.
+
+One EC2 account on moto served over HTTP on loopback: the cluster's 5 instances (3 servers, one
+tagged `consul-leader=<term>`, 2 clients) plus untagged instances of other workloads. Both commands
+print the leader's private IP. API calls are counted at the endpoint (every page is one call).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchmarks.common import Section, Table, fmt_ms, hyperfine_rounds, ratio, tool
+from sim.ec2faults import Ec2Faults
+from sim.ec2world import Ec2World
+from sim.moto_server import MotoServer
+from sim.scenario import CLUSTER, TAG_KEY
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import FilterTypeDef
+
+SIZES = (10, 1_000, 5_000)
+# (private IP, is a server): 3 servers, 2 clients
+CLUSTER_NODES = (
+    ("10.0.1.10", True),
+    ("10.0.2.10", True),
+    ("10.0.3.10", True),
+    ("10.0.1.100", False),
+    ("10.0.2.100", False),
+)
+AWS_QUERY = (
+    "ec2 describe-instances --filters Name=tag-key,Values=consul-leader "
+    "Name=instance-state-name,Values=running "
+    "--query 'Reservations[].Instances[].PrivateIpAddress' --output text"
+)
+
+
+def _env(server: MotoServer, region: str) -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(server.env(region))
+    env.update({"TAGJOIN_CLUSTER": CLUSTER, "TAGJOIN_TAG_KEY": TAG_KEY})
+    return env
+
+
+def _endpoint_time(world: Ec2World, url: str, repeat: int = 7) -> float:
+    """Median time moto's endpoint takes to answer the lookup, from a warm in-process client."""
+    client = world.client(endpoint_url=url)
+    filters: list[FilterTypeDef] = [
+        {"Name": "tag-key", "Values": [TAG_KEY]},
+        {"Name": "instance-state-name", "Values": ["running"]},
+    ]
+    client.describe_instances(Filters=filters)
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        client.describe_instances(Filters=filters)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run(out_dir: Path, *, quick: bool = False) -> Section:
+    section = Section("2. Join lookup at boot: `tagjoin targets` vs `aws ec2 describe-instances`")
+    sizes = (10, 1_000) if quick else SIZES
+    rounds, runs = (1, 3) if quick else (4, 4)
+    cmds = {
+        "tagjoin": f"{tool('tagjoin')} targets",
+        "aws": f"{tool('aws')} {AWS_QUERY}",
+    }
+    t = Table(
+        [
+            "instances in account",
+            "`tagjoin targets`, ms (median / min / max)",
+            "aws CLI, ms (median / min / max)",
+            "ratio (aws ÷ tagjoin)",
+            "endpoint's answer, ms",
+            "ratio without it",
+            "API calls per lookup: tagjoin / aws",
+            "answer",
+        ]
+    )
+    worst: float | None = None
+    worst_own: float | None = None
+    for size in sizes:
+        faults = Ec2Faults()
+        with Ec2World(seed=3, cluster=CLUSTER) as world, MotoServer(faults=faults) as server:
+            ids = [world.launch(f"ip-{ip.replace('.', '-')}", ip) for ip, _server in CLUSTER_NODES]
+            world.client().create_tags(Resources=[ids[1]], Tags=[{"Key": TAG_KEY, "Value": "7"}])
+            world.add_noise(size - len(ids))
+            env = _env(server, world.region)
+            answers: dict[str, list[str]] = {}
+            calls: dict[str, int] = {}
+            for name, cmd in cmds.items():  # one counted run each; it also warms moto's endpoint up
+                before = faults.snapshot().total_calls
+                done = subprocess.run(["sh", "-c", cmd], env=env, capture_output=True, text=True, timeout=300)
+                calls[name] = faults.snapshot().total_calls - before
+                if done.returncode != 0:
+                    raise RuntimeError(f"{name} failed at {size} instances: {done.stderr.strip()[:300]}")
+                answers[name] = done.stdout.split()
+            endpoint = _endpoint_time(world, server.url)
+            results = hyperfine_rounds(
+                {f"join {name} {size}": cmd for name, cmd in cmds.items()},
+                rounds=rounds,
+                runs=runs,
+                warmup=1,
+                env=env,
+                out_dir=out_dir,
+            )
+            results = {name: results[f"join {name} {size}"] for name in cmds}
+        own = {name: results[name].median - endpoint for name in cmds}
+        same = answers["tagjoin"] == answers["aws"] == ["10.0.2.10"]
+        r = results["aws"].median / results["tagjoin"].median
+        worst = r if worst is None else min(worst, r)
+        r_own = own["aws"] / own["tagjoin"] if own["tagjoin"] > 0 else float("inf")
+        worst_own = r_own if worst_own is None else min(worst_own, r_own)
+        t.add(
+            f"{size:,}",
+            " / ".join(results["tagjoin"].ms()),
+            " / ".join(results["aws"].ms()),
+            ratio(results["aws"].median, results["tagjoin"].median),
+            fmt_ms(endpoint),
+            ratio(own["aws"], own["tagjoin"]),
+            f"{calls['tagjoin']} / {calls['aws']}",
+            "both `10.0.2.10`" if same else f"tagjoin {answers['tagjoin']}, aws {answers['aws']}",
+        )
+    section.text(
+        f"moto over HTTP on 127.0.0.1; the cluster's 5 instances plus untagged instances of other workloads; "
+        f"hyperfine in {rounds} alternating rounds of {runs} runs (after 1 warm-up run) per command and size, "
+        f"{rounds * runs} timed runs each. `tagjoin targets` is scoped to "
+        "the cluster (`TAGJOIN_CLUSTER`), the aws one-liner is not (as given)."
+    )
+    section.table(t)
+    section.text(
+        '"Endpoint\'s answer" is the time moto takes to answer the same lookup, measured from a warm '
+        "client (boto3 in this process); both commands wait for it, so it is subtracted for the second "
+        "ratio, which compares what each command costs by itself. A real EC2 endpoint answers in tens to "
+        "hundreds of ms whatever the account's size.",
+        "Where `tagjoin targets`' own time goes (section 6 and pyinstrument): the interpreter ~20 ms, "
+        "importing boto3/botocore ~100 ms, building the EC2 client ~100 ms (botocore parses its 3.7 MB "
+        "EC2 service model), the lookup a few ms. Three times faster than a ~450 ms aws CLI means "
+        "~150 ms in all, which botocore's import and model load alone exceed: it would take dropping "
+        "boto3 for botocore (s3transfer, ~40 ms), a trimmed EC2 model shipped with core (~50 ms, "
+        "measured with a prototype), and more — short of a hand-written EC2 query client, not reachable.",
+        "API calls: both paginate (tagjoin with botocore's paginator, the CLI on its own), and moto "
+        "applies the filters before it pages, so each lookup is one DescribeInstances at every size. "
+        "Real EC2 pages before filtering (up to 1,000 instances a page by default), so at 5,000 "
+        "instances both would make several calls each — the same number, as both follow every NextToken.",
+    )
+    if worst is not None:
+        section.aim(
+            "join lookup ≥3x faster than the aws CLI",
+            worst >= 3,
+            f"{worst:.2f}x at the worst size ({worst_own or 0:.2f}x without moto's answer time)",
+        )
+    return section

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from core.argtypes import duration
 from core.errors import EXIT_FAILED, EXIT_USAGE, TagjoinError
 
 if TYPE_CHECKING:
@@ -108,10 +109,10 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_watch_handler)
 
     p = sub.add_parser("keep", parents=[consul, aws], help="long-running keeper (systemd)")
-    p.add_argument("--interval", type=_seconds, default=5.0, metavar="D", help="poll/blocking wait (default 5s)")
+    p.add_argument("--interval", type=duration, default=5.0, metavar="D", help="poll/blocking wait (default 5s)")
     p.add_argument(
         "--anti-entropy",
-        type=_seconds,
+        type=duration,
         default=60.0,
         metavar="D",
         help="pass at least this often (default 60s)",
@@ -145,24 +146,6 @@ def _load_plugins(sub: Any) -> None:
             sub.add_parser(ep.name, help=f"unavailable: {exc}")
             continue
         register(sub)
-
-
-def _seconds(text: str) -> float:
-    """Accept `5`, `5s`, `250ms`, `2m`, as operators write durations for Consul."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if text.endswith(suffix):
-            number, scale = text[: -len(suffix)], units[suffix]
-            break
-    else:
-        number, scale = text, 1.0
-    try:
-        value = float(number) * scale
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 5s, 250ms, 2m)") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"duration must be positive, got {text!r}")
-    return value
 
 
 def consul_flags() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.argtypes import count, positive
 from core.errors import ConfigError
 
 
@@ -22,14 +23,14 @@ def register(subparsers: Any) -> None:
         help="run failover scenarios over many seeds and check the invariants",
         description="Exit status 1 when any invariant is violated, so scripts can gate on it.",
     )
-    run.add_argument("--seeds", type=_positive, default=20, help="number of seeds (default 20)")
+    run.add_argument("--seeds", type=positive, default=20, help="number of seeds (default 20)")
     run.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
     run.add_argument("--strategy", choices=("fenced", "naive", "both"), default="fenced")
     run.add_argument("--faults", default="all", help="comma-separated fault kinds, or all (default)")
-    run.add_argument("--servers", type=_positive, default=3)
-    run.add_argument("--clients", type=int, default=2)
-    run.add_argument("--raft-multiplier", type=_positive, default=5, help="Consul's raft_multiplier (default 5)")
-    run.add_argument("--duration", type=_positive, default=90, help="virtual seconds per scenario (default 90)")
+    run.add_argument("--servers", type=positive, default=3)
+    run.add_argument("--clients", type=count, default=2)
+    run.add_argument("--raft-multiplier", type=positive, default=5, help="Consul's raft_multiplier (default 5)")
+    run.add_argument("--duration", type=positive, default=90, help="virtual seconds per scenario (default 90)")
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument("--svg", metavar="PATH", help="write a timeline picture of one run (see --svg-seed)")
     run.add_argument("--svg-seed", type=int, help="seed to draw (default: the first violation, else the first seed)")
@@ -37,22 +38,12 @@ def register(subparsers: Any) -> None:
     run.set_defaults(handler=cmd_run)
 
     serve = sub.add_parser("serve", help="a live simulated cluster over real HTTP on 127.0.0.1")
-    serve.add_argument("--servers", type=_positive, default=3)
-    serve.add_argument("--clients", type=int, default=2)
-    serve.add_argument("--raft-multiplier", type=_positive, default=1)
+    serve.add_argument("--servers", type=positive, default=3)
+    serve.add_argument("--clients", type=count, default=2)
+    serve.add_argument("--raft-multiplier", type=positive, default=1)
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--speed", type=float, default=1.0, help="virtual seconds per wall second (default 1)")
     serve.set_defaults(handler=cmd_serve)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _fault_kinds(text: str) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import Any
 
+from core.argtypes import count, duration, positive
 from core.cli import aws_flags, consul_flags
 from core.errors import ConfigError
 from tui.agents import DEFAULT_AGENT_TEMPLATE
@@ -20,10 +21,10 @@ def register(subparsers: Any) -> None:
     )
     g = p.add_argument_group("console")
     g.add_argument("--demo", action="store_true", help="start an embedded simulated cluster on 127.0.0.1")
-    g.add_argument("--servers", type=_positive_int, default=3, metavar="N", help="demo servers (default 3)")
-    g.add_argument("--clients", type=_count, default=2, metavar="M", help="demo clients (default 2)")
+    g.add_argument("--servers", type=positive, default=3, metavar="N", help="demo servers (default 3)")
+    g.add_argument("--clients", type=count, default=2, metavar="M", help="demo clients (default 2)")
     g.add_argument("--read-only", action="store_true", help="refuse every action that changes the cluster")
-    g.add_argument("--interval", type=_seconds, default=2.0, metavar="SECONDS", help="refresh every (default 2s)")
+    g.add_argument("--interval", type=_interval, default=2.0, metavar="SECONDS", help="refresh every (default 2s)")
     g.add_argument(
         "--agent-template",
         default=DEFAULT_AGENT_TEMPLATE,
@@ -81,35 +82,8 @@ def run_console(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seconds(text: str) -> float:
-    """`2`, `2s`, `500ms`, `1m`."""
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0}
-    number, factor = text, 1.0
-    for suffix in ("ms", "s", "m"):
-        if text.endswith(suffix):
-            number, factor = text[: -len(suffix)], scale[suffix]
-            break
-    try:
-        value = float(number) * factor
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 2, 2s, 500ms)") from None
+def _interval(text: str) -> float:
+    value = duration(text)
     if value < 0.1:
         raise argparse.ArgumentTypeError(f"refresh interval {text!r} is below 100ms")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("at least one server is needed")
     return value

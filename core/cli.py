@@ -109,7 +109,7 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_watch_handler)
 
     p = sub.add_parser("keep", parents=[consul, aws], help="long-running keeper (systemd)")
-    p.add_argument("--interval", type=duration, default=5.0, metavar="D", help="poll/blocking wait (default 5s)")
+    p.add_argument("--interval", type=duration, default=1.0, metavar="D", help="poll/blocking wait (default 1s)")
     p.add_argument(
         "--anti-entropy",
         type=duration,

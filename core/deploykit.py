@@ -74,7 +74,7 @@ def systemd_unit(scope: Scope, region: str | None) -> str:
         *env,
         "# The ACL token belongs in a file readable only by this service, never in the unit.",
         "Environment=CONSUL_HTTP_TOKEN_FILE=/etc/tagjoin/consul-token",
-        "ExecStart=/usr/local/bin/tagjoin keep --interval 5s --anti-entropy 60s",
+        "ExecStart=/usr/local/bin/tagjoin keep --interval 1s --anti-entropy 60s",
         "Restart=always",
         "RestartSec=5",
         "DynamicUser=yes",

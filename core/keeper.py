@@ -20,7 +20,9 @@ from core.model import Instance
 
 @dataclass(frozen=True)
 class KeepConfig:
-    interval: float = 5.0  # longest wait of the health blocking query, and so of one loop
+    # A leader change shows only in the local raft state (an election commits no catalog change),
+    # so this cheap local poll bounds how long a new leader goes untagged.
+    interval: float = 1.0  # longest wait of the health blocking query, and so of one loop
     anti_entropy: float = 60.0  # a pass at least this often, whatever happened
     error_backoff: float = 5.0
 

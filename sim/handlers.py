@@ -38,7 +38,7 @@ class HandlerConfig:
     strategy: str  # fenced / naive
     scope: Scope
     latency_ms: tuple[int, int] = (2, 20)
-    keep_interval_ms: int = 5_000  # fenced keeper: local raft-state poll
+    keep_interval_ms: int = 1_000  # fenced keeper: local raft-state poll, as `tagjoin keep`
     anti_entropy_ms: int = 60_000
     restart_ms: int = 5_000  # systemd brings a killed keeper back after this long
     max_attempts: int = 4

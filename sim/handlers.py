@@ -86,18 +86,22 @@ class HandlerFleet:
         self.handlers: dict[str, NodeHandler] = {}
         self.current: str | None = None  # whose call is in flight, for EC2 call attribution
 
+    def store_for(self, node: str, clock: SimClock | None = None) -> TagStore:
+        """A TagStore on the shared client, as `node` builds it (with its own backoff stream)."""
+        return TagStore(
+            self.client,
+            self.config.scope,
+            clock=clock or SimClock(self.engine),
+            rng=self.engine.streams.get("handler.backoff", node),
+            max_attempts=self.config.max_attempts,
+        )
+
     def add(self, node: str) -> NodeHandler:
         clock = SimClock(self.engine)
         consul = ConsulClient(
             ConsulSettings(address=f"{node}.agent:8500", timeout=5.0), transport=self.api.transport_for(node)
         )
-        store = TagStore(
-            self.client,
-            self.config.scope,
-            clock=clock,
-            rng=self.engine.streams.get("handler.backoff", node),
-            max_attempts=self.config.max_attempts,
-        )
+        store = self.store_for(node, clock)
         handler = NodeHandler(node, consul, store, clock, self.engine.streams.get("handler.latency", node))
         self.handlers[node] = handler
         return handler

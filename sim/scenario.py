@@ -439,10 +439,7 @@ def _boot_join(s: Scenario, node: str, deadline_ms: int, *, record: bool) -> Non
     """`tagjoin targets` then `consul agent -retry-join …`: retry until joined or the deadline."""
     engine = s.cluster.engine
     arrive = engine.now
-    store = s.fleet.handlers[node].store if node in s.fleet.handlers else None
-    if store is None:
-        store = s.fleet.add(node).store
-        del s.fleet.handlers[node]
+    store = s.fleet.handlers[node].store if node in s.fleet.handlers else s.fleet.store_for(node)
 
     def attempt() -> None:
         n = s.cluster.node(node)

@@ -8,7 +8,6 @@ from typing import Any
 
 from core.argtypes import count, duration, positive
 from core.cli import aws_flags, consul_flags
-from core.errors import ConfigError
 from tui.agents import DEFAULT_AGENT_TEMPLATE
 
 
@@ -53,10 +52,7 @@ def run_console(args: argparse.Namespace) -> int:
     if args.demo:
         from tui.demo import start_embedded
 
-        try:
-            endpoints = start_embedded(args.servers, args.clients)
-        except NotImplementedError as exc:
-            raise ConfigError(str(exc)) from None
+        endpoints = start_embedded(args.servers, args.clients)
         try:
             consul, aws, scope = demo_settings(endpoints)
             build_console(consul, aws, scope, options, control_url=endpoints.control_url).run()

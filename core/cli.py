@@ -19,6 +19,7 @@ from core.errors import EXIT_FAILED, EXIT_USAGE, TagjoinError
 
 if TYPE_CHECKING:
     from core.consul import ConsulClient
+    from core.consul_settings import ConsulSettings
     from core.ec2 import TagStore
     from core.settings import AwsSettings, Scope
 
@@ -176,13 +177,15 @@ def aws_flags() -> argparse.ArgumentParser:
 # --- wiring -------------------------------------------------------------------------------------
 
 
-def _scope(args: argparse.Namespace, tag_key: str | None = None) -> Scope:
+def scope_settings(args: argparse.Namespace, tag_key: str | None = None) -> Scope:
+    """The cluster scope from `aws_flags()` flags and the environment."""
     from core.settings import scope_from_env
 
     return scope_from_env(os.environ, tag_key=tag_key or args.tag_key, cluster=args.cluster)
 
 
-def _aws(args: argparse.Namespace, *, region: str | None = None, endpoint: str | None = None) -> AwsSettings:
+def aws_settings(args: argparse.Namespace, *, region: str | None = None, endpoint: str | None = None) -> AwsSettings:
+    """EC2 settings from `aws_flags()` flags and the environment."""
     from core.settings import aws_from_env
 
     return aws_from_env(
@@ -202,11 +205,11 @@ def _store(aws: AwsSettings, scope: Scope) -> TagStore:
     )
 
 
-def _consul(args: argparse.Namespace) -> ConsulClient:
-    from core.consul import ConsulClient
+def consul_settings(args: argparse.Namespace) -> ConsulSettings:
+    """Consul settings from `consul_flags()` flags and the CONSUL_* environment."""
     from core.consul_settings import consul_settings_from_env
 
-    settings = consul_settings_from_env(
+    return consul_settings_from_env(
         os.environ,
         http_addr=args.http_addr,
         token=args.token,
@@ -217,7 +220,12 @@ def _consul(args: argparse.Namespace) -> ConsulClient:
         client_key=args.client_key,
         tls_server_name=args.tls_server_name,
     )
-    return ConsulClient(settings)
+
+
+def _consul(args: argparse.Namespace) -> ConsulClient:
+    from core.consul import ConsulClient
+
+    return ConsulClient(consul_settings(args))
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -228,8 +236,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
     from core.errors import NothingToJoin
 
     spec = parse_discover(args.discover) if args.discover else DiscoverSpec()
-    scope = _scope(args, spec.tag_key)
-    store = _store(_aws(args, region=spec.region, endpoint=spec.endpoint), scope)
+    scope = scope_settings(args, spec.tag_key)
+    store = _store(aws_settings(args, region=spec.region, endpoint=spec.endpoint), scope)
     tagged = store.tagged_instances(key=scope.tag_key, value=spec.tag_value)
     fallback = []
     if not tagged and args.fallback_tag:
@@ -258,11 +266,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from core.clock import SystemClock
     from core.handoff import Decision, run_pass
 
-    aws = _aws(args)
+    aws = aws_settings(args)
     with _consul(args) as consul:
         report = run_pass(
             consul,
-            _store(aws, _scope(args)),
+            _store(aws, scope_settings(args)),
             SystemClock(),
             instance_id=aws.instance_id,
             dry_run=args.dry_run,
@@ -286,9 +294,9 @@ def cmd_watch_handler(args: argparse.Namespace) -> int:
         # The payload is only a trigger; reconciling from live state is still right.
         print(f"tagjoin watch-handler: ignoring bad payload: {exc}", file=sys.stderr)
     try:
-        aws = _aws(args)
+        aws = aws_settings(args)
         with _consul(args) as consul:
-            report = run_pass(consul, _store(aws, _scope(args)), SystemClock(), instance_id=aws.instance_id)
+            report = run_pass(consul, _store(aws, scope_settings(args)), SystemClock(), instance_id=aws.instance_id)
     except ConfigError:
         raise
     except TagjoinError as exc:
@@ -313,7 +321,7 @@ def cmd_keep(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    aws = _aws(args)
+    aws = aws_settings(args)
     config = KeepConfig(interval=args.interval, anti_entropy=args.anti_entropy)
 
     def log(line: str) -> None:
@@ -322,7 +330,7 @@ def cmd_keep(args: argparse.Namespace) -> int:
     try:
         with _consul(args) as consul:
             keeper = Keeper(
-                consul, _store(aws, _scope(args)), SystemClock(), config, instance_id=aws.instance_id, log=log
+                consul, _store(aws, scope_settings(args)), SystemClock(), config, instance_id=aws.instance_id, log=log
             )
             log(f"keep: watching (interval {config.interval:g}s, anti-entropy {config.anti_entropy:g}s)")
             keeper.run(lambda: False)
@@ -337,8 +345,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from core.render import render_status
     from core.view import Severity, build_view
 
-    scope = _scope(args)
-    store = _store(_aws(args), scope)
+    scope = scope_settings(args)
+    store = _store(aws_settings(args), scope)
     with _consul(args) as consul:
         leader = consul.leader()
         members = consul.members()
@@ -356,7 +364,7 @@ def cmd_deploy_kit(args: argparse.Namespace) -> int:
 
     from core.deploykit import build_kit
 
-    scope = _scope(args)
+    scope = scope_settings(args)
     kit = build_kit(scope, region=args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     if args.out:
         out = Path(args.out)

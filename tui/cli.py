@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from core.argtypes import count, duration, positive
-from core.cli import aws_flags, consul_flags
+from core.cli import aws_flags, aws_settings, consul_flags, consul_settings, scope_settings
 from tui.agents import DEFAULT_AGENT_TEMPLATE
 
 
@@ -39,8 +38,6 @@ def register(subparsers: Any) -> None:
 
 
 def run_console(args: argparse.Namespace) -> int:
-    from core.consul_settings import consul_settings_from_env
-    from core.settings import aws_from_env, scope_from_env
     from tui.wiring import ConsoleOptions, build_console, demo_settings
 
     options = ConsoleOptions(
@@ -59,21 +56,10 @@ def run_console(args: argparse.Namespace) -> int:
         finally:
             endpoints.stop()
         return 0
-    env = os.environ
-    consul = consul_settings_from_env(
-        env,
-        http_addr=args.http_addr,
-        token=args.token,
-        token_file=args.token_file,
-        ca_file=args.ca_file,
-        ca_path=args.ca_path,
-        client_cert=args.client_cert,
-        client_key=args.client_key,
-        tls_server_name=args.tls_server_name,
-    )
-    aws = aws_from_env(env, region=args.region, endpoint_url=args.endpoint_url, instance_id=args.instance_id)
+    consul = consul_settings(args)
+    aws = aws_settings(args)
     aws.require_region()  # fail before the screen opens, with the one-line message
-    scope = scope_from_env(env, tag_key=args.tag_key, cluster=args.cluster)
+    scope = scope_settings(args)
     build_console(consul, aws, scope, options).run()
     return 0
 

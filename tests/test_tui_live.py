@@ -147,6 +147,10 @@ async def confirm(pilot: Pilot[None], app: ConsoleApp, key: str, node: str) -> R
     return screen.request
 
 
+async def until_tagged_leader(pilot: Pilot[None], app: ConsoleApp, live: LiveSim) -> None:
+    await until(pilot, "a leader with the tag", lambda: agrees_with(app, live, leader(app) or ""))
+
+
 # -- tests ----------------------------------------------------------------------------------
 
 
@@ -155,11 +159,7 @@ async def test_leave_the_leader_then_rejoin_it(live: LiveSim) -> None:
     app = built.app
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await until(
-                pilot,
-                "a leader with the tag",
-                lambda: leader(app) is not None and agrees_with(app, live, leader(app) or ""),
-            )
+            await until_tagged_leader(pilot, app, live)
             old = leader(app)
             assert old is not None
             await select(pilot, app, old)
@@ -240,11 +240,7 @@ async def test_read_only_refuses_every_action(live: LiveSim) -> None:
     app = built.app
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await until(
-                pilot,
-                "a leader with the tag",
-                lambda: leader(app) is not None and agrees_with(app, live, leader(app) or ""),
-            )
+            await until_tagged_leader(pilot, app, live)
             before = leader(app)
             assert before is not None
             assert "READ-ONLY" in plain(app.query_one(StatusHeader))
@@ -277,11 +273,7 @@ async def test_confirm_acts_on_the_node_captured_when_the_dialog_opened(live: Li
     app = built.app
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await until(
-                pilot,
-                "a leader with the tag",
-                lambda: leader(app) is not None and agrees_with(app, live, leader(app) or ""),
-            )
+            await until_tagged_leader(pilot, app, live)
             table = app.query_one(MembersTable)
             target = live.scenario.cluster.clients()[0]
             await select(pilot, app, target)

@@ -64,6 +64,17 @@ def env_for(live: LiveSim) -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **live.environment()}
 
 
+def tagjoin(live: LiveSim, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env_for(live),
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
 def test_aws_cli_finds_the_leaders_private_ip(live: LiveSim) -> None:
     wait_for("the leader to be tagged", lambda: leader_tagged(live) is not None)
     leader = leader_tagged(live)
@@ -107,24 +118,10 @@ def test_tagjoin_targets_and_status_against_the_live_cluster(live: LiveSim) -> N
     wait_for("the leader to be tagged", lambda: leader_tagged(live) is not None)
     leader = leader_tagged(live)
     assert leader is not None
-    targets = subprocess.run(
-        [sys.executable, "-m", "core.cli", "targets", "--format", "json"],
-        capture_output=True,
-        text=True,
-        env=env_for(live),
-        cwd=ROOT,
-        timeout=60,
-    )
+    targets = tagjoin(live, "targets", "--format", "json")
     assert targets.returncode == 0, targets.stderr
     assert json.loads(targets.stdout)["targets"] == [live.scenario.cluster.nodes[leader].ip]
-    status = subprocess.run(
-        [sys.executable, "-m", "core.cli", "status", "--check", "--json"],
-        capture_output=True,
-        text=True,
-        env=env_for(live),
-        cwd=ROOT,
-        timeout=60,
-    )
+    status = tagjoin(live, "status", "--check", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
     assert json.loads(status.stdout)["leader"]["tag_agrees"] is True
 

@@ -198,11 +198,10 @@ def aws_settings(args: argparse.Namespace, *, region: str | None = None, endpoin
 
 def _store(aws: AwsSettings, scope: Scope) -> TagStore:
     from core.clock import SystemClock, system_random
-    from core.ec2 import TagStore, make_ec2_client
+    from core.ec2 import TagStore
+    from core.ec2_connect import open_ec2
 
-    return TagStore(
-        make_ec2_client(aws), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts
-    )
+    return TagStore(open_ec2(aws), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts)
 
 
 def consul_settings(args: argparse.Namespace) -> ConsulSettings:
@@ -238,7 +237,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
     spec = parse_discover(args.discover) if args.discover else DiscoverSpec()
     scope = scope_settings(args, spec.tag_key)
     store = _store(aws_settings(args, region=spec.region, endpoint=spec.endpoint), scope)
-    tagged = store.tagged_instances(key=scope.tag_key, value=spec.tag_value)
+    tagged = store.tagged_instances_by_tag_index(key=scope.tag_key, value=spec.tag_value)
     fallback = []
     if not tagged and args.fallback_tag:
         key, _, value = args.fallback_tag.partition("=")

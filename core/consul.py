@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from core.consul_settings import REDACTED, ConsulSettings, build_http_client
+from core.consul_settings import ConsulSettings, build_http_client
 from core.errors import (
     AclDenied,
     BadResponse,
@@ -35,6 +35,7 @@ from core.model import (
     RaftConfiguration,
     RaftServer,
 )
+from core.text import one_line
 
 T = TypeVar("T")
 
@@ -324,11 +325,7 @@ def _wait_param(wait: float) -> str:
 
 
 def _one_line(text: str, token: str | None, *, limit: int = _MAX_BODY_IN_MESSAGE) -> str:
-    """Agent text fit for a one-line message: whitespace collapsed, bounded, token masked."""
-    line = " ".join(text.split())
-    if token:
-        line = line.replace(token, REDACTED)
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return one_line(text, limit=limit, secret=token)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

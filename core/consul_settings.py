@@ -14,10 +14,10 @@ from typing import NamedTuple
 import httpx
 
 from core.errors import ConfigError
+from core.text import REDACTED
 
 DEFAULT_ADDRESS = "127.0.0.1:8500"
 DEFAULT_TIMEOUT = 10.0
-REDACTED = "<redacted>"
 
 # strconv.ParseBool accepts exactly these spellings; anything else is a parse error.
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})

@@ -8,7 +8,11 @@ from core.settings import Scope
 
 
 def iam_policy(scope: Scope) -> dict[str, object]:
-    """DescribeInstances cannot be scoped to resources; the writes are, by cluster tag and tag key."""
+    """The reads cannot be scoped to resources; the writes are, by cluster tag and tag key.
+
+    DescribeTags is what `tagjoin targets` asks first; without it, targets falls back to the slower
+    single DescribeInstances lookup.
+    """
     write: dict[str, object] = {
         "Sid": "MoveLeaderTagWithinCluster",
         "Effect": "Allow",
@@ -27,7 +31,7 @@ def iam_policy(scope: Scope) -> dict[str, object]:
             {
                 "Sid": "FindJoinTargets",
                 "Effect": "Allow",
-                "Action": ["ec2:DescribeInstances"],
+                "Action": ["ec2:DescribeInstances", "ec2:DescribeTags"],
                 "Resource": "*",
             },
             write,

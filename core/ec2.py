@@ -1,8 +1,8 @@
-"""The EC2 tag store: the only code in core that talks to EC2.
+"""The EC2 tag store: the only code in core that reads or writes leader tags.
 
-Reads and writes are always limited to the cluster scope (DESIGN §2). Retrying is ours, not
-botocore's: the simulator runs this code in virtual time, so every backoff has to go through the
-injected clock and draw its jitter from the injected random stream.
+Reads and writes are always limited to the cluster scope (DESIGN §2). Retrying is ours, not the
+client library's: the simulator runs this code in virtual time, so every backoff has to go through
+the injected clock and draw its jitter from the injected random stream.
 """
 
 from __future__ import annotations
@@ -10,49 +10,31 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, cast
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-    IncompleteReadError,
-    InvalidRegionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    SSLError,
-)
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
-from botocore.paginate import TokenEncoder
+from functools import partial
+from typing import TypeVar
 
 from core.clock import Clock
-from core.errors import ConfigError, Ec2Error, Ec2Throttled, InstanceNotFound
+from core.ec2_api import (
+    CREATE_TAGS,
+    DELETE_TAGS,
+    DESCRIBE,
+    DESCRIBE_TAGS,
+    ApiFault,
+    Ec2Api,
+    Filter,
+    TagEntry,
+    TransportFault,
+)
+from core.errors import ConfigError, Ec2Denied, Ec2Error, Ec2Throttled, InstanceNotFound
 from core.model import Instance
-from core.settings import AwsSettings, Scope
-
-if TYPE_CHECKING:
-    from mypy_boto3_ec2 import EC2Client
-    from mypy_boto3_ec2.type_defs import (
-        DescribeInstancesResultTypeDef,
-        FilterTypeDef,
-        InstanceTypeDef,
-        PaginatorConfigTypeDef,
-    )
+from core.settings import Scope
+from core.text import one_line
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-DESCRIBE = "DescribeInstances"
-CREATE_TAGS = "CreateTags"
-DELETE_TAGS = "DeleteTags"
 
 THROTTLING_CODES = frozenset(
     {"RequestLimitExceeded", "Throttling", "ThrottlingException", "EC2ThrottledException", "RequestThrottled"}
@@ -74,38 +56,8 @@ DENIED_CODES = frozenset(
 )
 # Every state but terminated: a stopped or pending instance still owns its private IP.
 LIVE_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
-
-_CONNECT_TIMEOUT = 5.0
-_READ_TIMEOUT = 15.0
-_MAX_MESSAGE = 200
-
-
-def make_ec2_client(aws: AwsSettings, *, session: boto3.session.Session | None = None) -> EC2Client:
-    """An EC2 client for the configured region and endpoint, with botocore's own retries off.
-
-    botocore would sleep with `time.sleep` between retries, invisible to the simulator's virtual
-    clock and to our stats; TagStore retries instead. Credentials follow boto3's standard chain
-    through `session`, by default boto3's shared session.
-    """
-    region = aws.require_region()
-    config = Config(
-        retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=_CONNECT_TIMEOUT,
-        read_timeout=_READ_TIMEOUT,
-        user_agent_extra="consul-tagjoin",
-    )
-    try:
-        # The shared default session caches the service model: a fresh session per client costs
-        # ~0.1 s, which adds up when the simulator builds one client per node.
-        if session is None:
-            return boto3.client("ec2", region_name=region, endpoint_url=aws.endpoint_url, config=config)
-        return session.client("ec2", region_name=region, endpoint_url=aws.endpoint_url, config=config)
-    except ProfileNotFound as exc:
-        raise ConfigError(f"{exc}; fix AWS_PROFILE or ~/.aws/config") from None
-    except InvalidRegionError:
-        raise ConfigError(f"AWS region {region!r} is not a valid region name; check AWS_REGION") from None
-    except ValueError as exc:
-        raise ConfigError(f"bad EC2 endpoint {aws.endpoint_url!r}: {exc}; check AWS_ENDPOINT_URL") from None
+# EC2 accepts at most 200 values in one filter.
+_MAX_FILTER_VALUES = 200
 
 
 @dataclass
@@ -175,7 +127,7 @@ class TagStore:
 
     def __init__(
         self,
-        client: EC2Client,
+        api: Ec2Api,
         scope: Scope,
         *,
         clock: Clock,
@@ -186,7 +138,7 @@ class TagStore:
     ) -> None:
         if max_attempts < 1:
             raise ConfigError(f"EC2 max attempts must be at least 1, got {max_attempts}")
-        self._client = client
+        self.api = api
         self.scope = scope
         self._clock = clock
         self._rng = rng
@@ -194,12 +146,13 @@ class TagStore:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.stats = Ec2Stats()
+        self.tag_index_denied = False  # DescribeTags was refused; see tagged_instances_by_tag_index
 
     # -- reads -------------------------------------------------------------------------------
 
     def instances(
         self,
-        extra_filters: Iterable[FilterTypeDef] = (),
+        extra_filters: Iterable[Filter] = (),
         states: Sequence[str] | None = ("running",),
     ) -> list[Instance]:
         """Instances in scope matching `extra_filters`; `states=None` means any state."""
@@ -216,13 +169,45 @@ class TagStore:
         states: Sequence[str] | None = ("running",),
     ) -> list[Instance]:
         """Instances in scope carrying tag `key` (the leader tag by default), optionally `=value`."""
+        return self.instances([_tag_filter(key or self.scope.tag_key, value)], states=states)
+
+    def tagged_instances_by_tag_index(
+        self,
+        *,
+        key: str | None = None,
+        value: str | None = None,
+        states: Sequence[str] | None = ("running",),
+    ) -> list[Instance]:
+        """The same answer as `tagged_instances`, asked in two steps: the tag's holders, then their instances.
+
+        DescribeTags answers from the tags alone, so the cost of the lookup follows the number of
+        holders rather than the number of instances in the account; the price is a second call.
+        A booting node uses this: it runs on every node of the account, while the holders are few.
+        """
         tag_key = key or self.scope.tag_key
-        tag_filter: FilterTypeDef
-        if value is None:
-            tag_filter = {"Name": "tag-key", "Values": [tag_key]}
-        else:
-            tag_filter = {"Name": f"tag:{tag_key}", "Values": [value]}
-        return self.instances([tag_filter], states=states)
+        if self.tag_index_denied:
+            return self.tagged_instances(key=key, value=value, states=states)
+        wanted: list[Filter] = [
+            {"Name": "resource-type", "Values": ["instance"]},
+            {"Name": "key", "Values": [tag_key]},
+        ]
+        if value is not None:
+            wanted.append({"Name": "value", "Values": [value]})
+        try:
+            entries = self._tag_entries(wanted)
+        except Ec2Denied as exc:
+            # A role granted before DescribeTags was needed must not stop nodes from booting.
+            log.warning("%s; looking up the tag with DescribeInstances alone", exc)
+            self.tag_index_denied = True
+            return self.tagged_instances(key=key, value=value, states=states)
+        holders = sorted({tag.resource_id for tag in entries})
+        found: list[Instance] = []
+        for start in range(0, len(holders), _MAX_FILTER_VALUES):
+            ids = holders[start : start + _MAX_FILTER_VALUES]
+            # A filter, not InstanceIds: an id that has gone since DescribeTags must not fail the lookup.
+            by_id: Filter = {"Name": "instance-id", "Values": ids}
+            found.extend(self.instances([by_id, _tag_filter(tag_key, value)], states=states))
+        return found
 
     def instance_by_ip(self, ip: str) -> Instance:
         """This cluster's one non-terminated instance with private IP `ip`.
@@ -261,10 +246,7 @@ class TagStore:
 
     def create_tag(self, instance_id: str, key: str, value: str) -> None:
         """Set `key=value` on the instance (EC2 overwrites an existing value of the key)."""
-        self._call(
-            CREATE_TAGS,
-            lambda: self._client.create_tags(Resources=[instance_id], Tags=[{"Key": key, "Value": value}]),
-        )
+        self._call(CREATE_TAGS, lambda: self.api.create_tags([instance_id], key, value))
 
     def delete_tag_if(self, instance_id: str, key: str, value: str) -> None:
         """Delete `key` only if it still has `value`.
@@ -272,57 +254,42 @@ class TagStore:
         This is the one conditional write EC2 offers; it keeps a stale writer from removing a
         tag that a newer leader has rewritten in the meantime.
         """
-        self._call(
-            DELETE_TAGS,
-            lambda: self._client.delete_tags(Resources=[instance_id], Tags=[{"Key": key, "Value": value}]),
-        )
+        self._call(DELETE_TAGS, lambda: self.api.delete_tags([instance_id], key, value))
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _scope_filters(self) -> list[FilterTypeDef]:
-        return cast("list[FilterTypeDef]", self.scope.filters())
+    def _scope_filters(self) -> list[Filter]:
+        return self.scope.filters()
 
     def _scope_name(self) -> str:
         if self.scope.cluster is None:
             return "this account and region"
         return f"cluster {self.scope.cluster}"
 
-    def _describe(self, *, filters: Sequence[FilterTypeDef], instance_ids: Sequence[str] = ()) -> list[Instance]:
+    def _describe(self, *, filters: Sequence[Filter], instance_ids: Sequence[str] = ()) -> list[Instance]:
         """Every page of DescribeInstances, each page retried on its own.
 
-        A failed page kills botocore's page iterator; after the backoff a new one resumes from
-        the last token we saw, so a throttle on page 3 does not re-read pages 1 and 2.
+        A retried page resumes from the last token we saw, so a throttle on page 3 does not
+        re-read pages 1 and 2.
         """
-        paginator = self._client.get_paginator("describe_instances")
-        kwargs: dict[str, Any] = {"Filters": list(filters)}
-        if instance_ids:
-            kwargs["InstanceIds"] = list(instance_ids)
-        resume: str | None = None
-        pages: Iterator[DescribeInstancesResultTypeDef] | None = None
-
-        def next_page() -> DescribeInstancesResultTypeDef | None:
-            nonlocal pages
-            if pages is None:
-                config: PaginatorConfigTypeDef = {}
-                if resume:
-                    config["StartingToken"] = TokenEncoder().encode({"NextToken": resume})
-                pages = iter(paginator.paginate(**kwargs, PaginationConfig=config))
-            try:
-                return next(pages, None)
-            except BaseException:
-                pages = None
-                raise
-
         found: list[Instance] = []
+        token: str | None = None
         while True:
-            page = self._call(DESCRIBE, next_page)
-            if page is None:
+            page = self._call(DESCRIBE, partial(self.api.describe_instances, filters, instance_ids, token))
+            found.extend(page.instances)
+            token = page.next_token
+            if token is None:
                 return found
-            for reservation in page.get("Reservations", []):
-                found.extend(_instance(raw) for raw in reservation.get("Instances", []))
-            resume = page.get("NextToken") or None
-            if resume is None:
-                return found
+
+    def _tag_entries(self, filters: Sequence[Filter]) -> list[TagEntry]:
+        entries: list[TagEntry] = []
+        token: str | None = None
+        while True:
+            page = self._call(DESCRIBE_TAGS, partial(self.api.describe_tags, filters, token))
+            entries.extend(page.tags)
+            token = page.next_token
+            if token is None:
+                return entries
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
         """Run one EC2 request with bounded, jittered retries on throttling and transient faults."""
@@ -355,15 +322,19 @@ class TagStore:
         )
 
 
+def _tag_filter(key: str, value: str | None) -> Filter:
+    if value is None:
+        return {"Name": "tag-key", "Values": [key]}
+    return {"Name": f"tag:{key}", "Values": [value]}
+
+
 def _classified(action: str, fn: Callable[[], T]) -> T:
     """Call `fn`, turning every failure into _Retryable or a one-line Ec2Error."""
     try:
         return fn()
-    except ClientError as exc:
-        error: Mapping[str, Any] = exc.response.get("Error", {})
-        code = str(error.get("Code") or "Unknown")
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        message = _one_line(str(error.get("Message") or ""))
+    except ApiFault as exc:
+        code, status = exc.code, exc.status
+        message = one_line(exc.message)
         reason = f"{code} (HTTP {status}): {message}" if message else f"{code} (HTTP {status})"
         if code in THROTTLING_CODES:
             raise _Retryable(reason, throttled=True) from None
@@ -372,36 +343,10 @@ def _classified(action: str, fn: Callable[[], T]) -> T:
         if code.startswith("InvalidInstanceID") or code == "InvalidID":
             raise InstanceNotFound(f"EC2 {action}: {reason}") from None
         if code in DENIED_CODES or status in (401, 403):
-            raise Ec2Error(
+            raise Ec2Denied(
                 f"EC2 {action} denied: {reason}; grant ec2:{action} to this node's IAM role "
                 "and check its credentials (see `tagjoin deploy-kit`)"
             ) from None
         raise Ec2Error(f"EC2 {action} failed: {reason}") from None
-    except (NoCredentialsError, PartialCredentialsError) as exc:
-        raise Ec2Error(
-            f"EC2 {action}: {_one_line(str(exc))}; configure AWS credentials "
-            "(instance role, AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
-        ) from None
-    except SSLError as exc:
-        raise Ec2Error(f"EC2 {action}: TLS failure: {_one_line(str(exc))}; check AWS_ENDPOINT_URL") from None
-    except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
-        raise _Retryable(_one_line(str(exc)), throttled=False) from None
-    except BotoCoreError as exc:
-        raise Ec2Error(f"EC2 {action} failed: {_one_line(str(exc))}") from None
-
-
-def _one_line(text: str) -> str:
-    # EC2's UnauthorizedOperation carries a kilobyte-long encoded policy message; the CLI
-    # contract is one readable line.
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _MAX_MESSAGE else flat[: _MAX_MESSAGE - 1] + "…"
-
-
-def _instance(raw: InstanceTypeDef) -> Instance:
-    return Instance(
-        instance_id=raw["InstanceId"],
-        private_ip=raw.get("PrivateIpAddress") or None,
-        public_ip=raw.get("PublicIpAddress") or None,
-        state=raw.get("State", {}).get("Name", "unknown"),
-        tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) if "Key" in t},
-    )
+    except TransportFault as exc:
+        raise _Retryable(one_line(str(exc)), throttled=False) from None

@@ -52,6 +52,10 @@ class Ec2Throttled(Ec2Error):
     """EC2 throttled us beyond the retry budget."""
 
 
+class Ec2Denied(Ec2Error):
+    """EC2 refused the request: the credentials lack a permission or are not valid."""
+
+
 class InstanceNotFound(Ec2Error):
     """No running instance of this cluster has the address or id we looked for."""
 

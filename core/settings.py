@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from core.ec2_api import Filter
 from core.errors import ConfigError
 
 DEFAULT_TAG_KEY = "consul-leader"
@@ -29,7 +30,7 @@ class Scope:
         if self.tag_key.lower().startswith("aws:"):
             raise ConfigError(f"tag key {self.tag_key!r} uses the reserved aws: prefix; choose another key")
 
-    def filters(self) -> list[dict[str, object]]:
+    def filters(self) -> list[Filter]:
         """DescribeInstances filters that restrict a query to this cluster."""
         if self.cluster is None:
             return []

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from core.consul import ConsulClient
 from core.consul_settings import ConsulSettings
 from core.ec2 import TagStore
+from core.ec2_boto import BotoEc2
 from core.errors import TagjoinError
 from core.handoff import Checkpoint, Report, handoff_pass
 from core.model import Instance
@@ -89,7 +90,7 @@ class HandlerFleet:
     def store_for(self, node: str, clock: SimClock | None = None) -> TagStore:
         """A TagStore on the shared client, as `node` builds it (with its own backoff stream)."""
         return TagStore(
-            self.client,
+            BotoEc2(self.client),
             self.config.scope,
             clock=clock or SimClock(self.engine),
             rng=self.engine.streams.get("handler.backoff", node),

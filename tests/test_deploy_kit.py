@@ -9,7 +9,7 @@ from core.settings import Scope
 def test_iam_policy_scopes_writes_to_cluster_and_tag_key() -> None:
     policy = iam_policy(Scope(cluster="prod"))
     describe, write = policy["Statement"]  # type: ignore[misc]
-    assert describe["Action"] == ["ec2:DescribeInstances"]
+    assert describe["Action"] == ["ec2:DescribeInstances", "ec2:DescribeTags"]
     assert write["Action"] == ["ec2:CreateTags", "ec2:DeleteTags"]
     assert write["Condition"]["StringEquals"] == {"aws:ResourceTag/consul-cluster": "prod"}
     assert write["Condition"]["ForAllValues:StringEquals"] == {"aws:TagKeys": ["consul-leader"]}

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from core.ec2 import Ec2Stats, TagStore, make_ec2_client
+from core.ec2 import Ec2Stats, TagStore
+from core.ec2_boto import BotoEc2, make_ec2_client
 from core.errors import ConfigError, Ec2Error, Ec2Throttled, InstanceNotFound
 from core.settings import AwsSettings, Scope
 from tests.ec2world import CLUSTER_TAG, REGION, Ec2Faults, FakeClock, World, build_world, ids
@@ -73,7 +74,7 @@ def paging_world(aws: None) -> tuple[World, list[str]]:
 
 def store_for(world: World, cluster: str | None = "c1", **kwargs: object) -> tuple[TagStore, FakeClock]:
     clock = FakeClock()
-    store = TagStore(world.client, Scope(cluster=cluster), clock=clock, rng=random.Random(7), **kwargs)  # type: ignore[arg-type]
+    store = TagStore(BotoEc2(world.client), Scope(cluster=cluster), clock=clock, rng=random.Random(7), **kwargs)  # type: ignore[arg-type]
     return store, clock
 
 
@@ -83,7 +84,7 @@ def faulty(cluster: Cluster) -> Iterator[tuple[TagStore, FakeClock, Ec2Faults]]:
     client = make_ec2_client(AwsSettings(region=REGION))
     faults = Ec2Faults().install(client)
     clock = FakeClock()
-    yield TagStore(client, Scope(cluster="c1"), clock=clock, rng=random.Random(7)), clock, faults
+    yield TagStore(BotoEc2(client), Scope(cluster="c1"), clock=clock, rng=random.Random(7)), clock, faults
     faults.uninstall(client)
 
 
@@ -122,7 +123,7 @@ def test_throttled_second_page_resumes_instead_of_restarting(paging_world: tuple
     client = make_ec2_client(AwsSettings(region=PAGING_REGION))
     faults = Ec2Faults().install(client)
     faults.throttle("DescribeInstances", after=1)
-    store = TagStore(client, Scope(), clock=FakeClock(), rng=random.Random(1))
+    store = TagStore(BotoEc2(client), Scope(), clock=FakeClock(), rng=random.Random(1))
     assert ids(store.instances()) == set(launched)
     assert faults.seen["DescribeInstances"] == 3  # page 1, page 2 throttled, page 2 again
     assert store.stats.throttled == 1
@@ -256,7 +257,9 @@ def test_backoff_is_capped(cluster: Cluster) -> None:
     faults = Ec2Faults().install(client)
     faults.throttle("DescribeInstances", 20)
     clock = FakeClock()
-    store = TagStore(client, Scope(cluster="c1"), clock=clock, rng=random.Random(3), max_attempts=8, max_delay=1.0)
+    store = TagStore(
+        BotoEc2(client), Scope(cluster="c1"), clock=clock, rng=random.Random(3), max_attempts=8, max_delay=1.0
+    )
     with pytest.raises(Ec2Throttled, match="8 attempts"):
         store.instances()
     assert len(clock.sleeps) == 7 and max(clock.sleeps) <= 1.0

@@ -13,7 +13,8 @@ from moto import mock_aws
 
 from core.consul import ConsulClient
 from core.consul_settings import consul_settings_from_env
-from core.ec2 import TagStore, make_ec2_client
+from core.ec2 import TagStore
+from core.ec2_boto import BotoEc2, make_ec2_client
 from core.errors import Ec2Throttled, InstanceNotFound
 from core.handoff import Checkpoint, Decision, Report, handoff_pass, plan, run_pass
 from core.model import AgentSelf, Instance
@@ -63,7 +64,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         client = make_ec2_client(AwsSettings(region=REGION))
         world = build_world(client)
         faults = Ec2Faults().install(client)
-        store = TagStore(client, Scope(cluster="c1"), clock=FakeClock(), rng=random.Random(1), max_attempts=3)
+        store = TagStore(BotoEc2(client), Scope(cluster="c1"), clock=FakeClock(), rng=random.Random(1), max_attempts=3)
         consul = ConsulClient(consul_settings_from_env({}, http_addr=url))
         e = Env(agent, consul, world, store, faults)
 

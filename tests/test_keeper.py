@@ -11,7 +11,8 @@ from moto import mock_aws
 
 from core.consul import ConsulClient
 from core.consul_settings import consul_settings_from_env
-from core.ec2 import TagStore, make_ec2_client
+from core.ec2 import TagStore
+from core.ec2_boto import BotoEc2, make_ec2_client
 from core.handoff import Decision
 from core.keeper import KeepConfig, Keeper
 from core.settings import AwsSettings, Scope
@@ -30,7 +31,7 @@ def setup(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Keeper, FakeAgent, 
         world = build_world(client)
         world.launch("10.0.1.10", cluster="c1")
         clock = FakeClock()
-        store = TagStore(client, Scope(cluster="c1"), clock=clock, rng=random.Random(1))
+        store = TagStore(BotoEc2(client), Scope(cluster="c1"), clock=clock, rng=random.Random(1))
         lines: list[str] = []
         with ConsulClient(consul_settings_from_env({}, http_addr=url)) as consul:
             keeper = Keeper(consul, store, clock, KeepConfig(interval=0.05, anti_entropy=60), log=lines.append)

@@ -11,7 +11,8 @@ from moto import mock_aws
 from core.clock import SystemClock
 from core.consul import ConsulClient
 from core.consul_settings import consul_settings_from_env
-from core.ec2 import TagStore, make_ec2_client
+from core.ec2 import TagStore
+from core.ec2_boto import BotoEc2, make_ec2_client
 from core.model import AgentSelf, MemberStatus
 from core.settings import AwsSettings, Scope
 from tests.ec2world import REGION, build_world
@@ -146,7 +147,7 @@ def test_the_real_adapters_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
         stopped = world.launch("10.0.1.11", cluster="c1")
         world.stop(stopped)
         world.launch("10.0.1.50", cluster="c2", tags={TAG_KEY: "3"})  # another cluster: out of scope
-        store = TagStore(world.client, Scope(cluster="c1"), clock=SystemClock(), rng=random.Random(1))
+        store = TagStore(BotoEc2(world.client), Scope(cluster="c1"), clock=SystemClock(), rng=random.Random(1))
         consul = ConsulClient(consul_settings_from_env({}, http_addr="127.0.0.1:8500"), httpx.MockTransport(agent))
         with consul:
             snap = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="real").fetch()

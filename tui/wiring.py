@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from core.clock import SystemClock, system_random
 from core.consul import ConsulClient
 from core.consul_settings import ConsulSettings
-from core.ec2 import TagStore, make_ec2_client
+from core.ec2 import TagStore
+from core.ec2_connect import open_ec2
 from core.handoff import Report, run_pass
 from core.settings import AwsSettings, Scope
 from tui.actions import ActionService
@@ -56,9 +57,7 @@ def build_console(
     """`control_url` set means demo mode: its control API restarts nodes and lists agents."""
     consul = ConsulClient(consul_settings)
     closers: list[Callable[[], None]] = [consul.close]
-    store = TagStore(
-        make_ec2_client(aws), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts
-    )
+    store = TagStore(open_ec2(aws), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts)
     demo: DemoControl | None = None
     agents: AgentResolver
     if control_url is not None:

@@ -50,7 +50,7 @@ from tui.agents import TemplateAgents
 from tui.app import ConsoleApp
 from tui.source import ClusterSource, Snapshot
 from tui.testing import TAG_KEY, FakeConsul, FakeStore
-from tui.widgets.keyed_table import KeyedTable
+from tui.widgets.keyed_table import ROWS_ADDED_PER_STEP, KeyedTable
 from tui.widgets.members import MembersTable
 
 SIZE = (160, 48)
@@ -200,9 +200,27 @@ def snapshots(n: int, count: int, *, failover: bool) -> list[Snapshot]:
     return out
 
 
-async def apply_bench(n: int, repeat: int) -> dict[str, tuple[Stats, Stats]]:
-    """(apply, apply + paint) per scenario, all on the UI thread of one running app."""
+def time_fill_steps(app: ConsoleApp) -> list[float]:
+    """Record the UI time of every later step of a table fill (KeyedTable adds big fills in steps)."""
+    steps: list[float] = []
+    for table in app.query(KeyedTable):
+        step = table._sync_step
+
+        def timed(rows: Any, render: Any, generation: int, step: Callable[..., None] = step) -> None:
+            t0 = time.perf_counter()
+            step(rows, render, generation)
+            steps.append(time.perf_counter() - t0)
+
+        table._sync_step = timed  # type: ignore[method-assign,assignment]
+    return steps
+
+
+async def apply_bench(n: int, repeat: int) -> tuple[dict[str, tuple[Stats, Stats]], Stats, Stats]:
+    """(apply, apply + paint) per scenario, all on the UI thread of one running app; then the later
+    fill steps of the cold refreshes, and the wall time until a cold fill is complete."""
     results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in ("cold", "steady", "failover")}
+    fill_steps: list[float] = []
+    fill_done: list[float] = []
     steady = snapshots(n, repeat, failover=False)
     moves = snapshots(n, repeat, failover=True)
     for round_ in range(max(3, repeat // 5)):
@@ -218,10 +236,14 @@ async def apply_bench(n: int, repeat: int) -> dict[str, tuple[Stats, Stats]]:
             t0 = time.perf_counter()
             app.apply(steady[0])
             t1 = time.perf_counter()
+            steps = time_fill_steps(app)  # only the steps after the apply itself
             await pilot.pause()
             t2 = time.perf_counter()
             results["cold"][0].append(t1 - t0)
             results["cold"][1].append(t2 - t0)
+            await wait(pilot, lambda: not any(t.filling for t in app.query(KeyedTable)), "the fill")  # noqa: B023
+            fill_done.append(time.perf_counter() - t0)
+            fill_steps.extend(steps)
             if round_:
                 continue
             for name, series in (("steady", steady[1:]), ("failover", moves[1:])):
@@ -238,7 +260,8 @@ async def apply_bench(n: int, repeat: int) -> dict[str, tuple[Stats, Stats]]:
                     t2 = time.perf_counter()
                     results[name][0].append(t1 - t0)
                     results[name][1].append(t2 - t0)
-    return {k: (Stats(tuple(a)), Stats(tuple(b))) for k, (a, b) in results.items()}
+    applied = {k: (Stats(tuple(a)), Stats(tuple(b))) for k, (a, b) in results.items()}
+    return applied, Stats(tuple(fill_steps)), Stats(tuple(fill_done))
 
 
 async def key_bench(n: int, presses: int, delay: float, *, polling: bool) -> tuple[Stats, int]:
@@ -291,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = args.members
 
     fetch = fetch_bench(n, args.repeat)
-    applied = asyncio.run(apply_bench(n, args.repeat))
+    applied, fill_steps, fill_done = asyncio.run(apply_bench(n, args.repeat))
     idle, _ = asyncio.run(key_bench(n, max(10, args.presses // 2), args.delay, polling=False))
     busy, polls = asyncio.run(key_bench(n, args.presses, args.delay, polling=True))
 
@@ -303,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         a, ap = applied[name]
         print(a.row(f"apply, {name}", "UI"))
         print(ap.row(f"apply + paint, {name}", "UI"))
+        if name == "cold":
+            print(fill_steps.row(f"apply, cold: each later fill step ({ROWS_ADDED_PER_STEP} rows a table)", "UI"))
+            print(fill_done.row("cold fill until every row is in (several frames)", "wall"))
     print(idle.row("key j → cursor moved, no poll running", "UI"))
     print(busy.row(f"key j → cursor moved, polls running ({args.delay:g}s I/O each, {polls} applied)", "UI"))
     return 0

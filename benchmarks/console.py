@@ -56,14 +56,14 @@ def run(out_dir: Path, *, quick: bool = False) -> Section:
         if paint_ms is not None:
             figure += f" (worst with repaint {paint_ms:.0f} ms)"
         section.aim(AIM, all(ms < LIMIT_MS for _, ms in applies), figure)
+        section.text(
+            "Filling empty tables (the first refresh) renders and adds rows in steps of "
+            "`ROWS_ADDED_PER_STEP` per table, one step per frame (tui/widgets/keyed_table.py): before, the "
+            "first refresh rendered and added all 10,000 rows at once and held the UI thread for ~0.76 s. "
+            "The whole fill now takes longer in wall time (the `cold fill` row) while keys are answered "
+            "between steps; later refreshes diff by row key and render only rows whose data changed."
+        )
         slow = [name for name, ms in applies if ms >= LIMIT_MS]
         if slow:
-            section.text(
-                f"Over {LIMIT_MS:.0f} ms: {', '.join(slow)}. Profiled (cProfile of this script): the first "
-                "refresh adds every row of both tables (10,000 `DataTable.add_row` calls, each building "
-                "its cells' renderables) and Textual's DataTable then measures all rows on idle "
-                "(`_update_dimensions`); later refreshes diff by row key and touch only changed rows. "
-                "Bringing the first fill under the aim would take filling it in chunks across frames or "
-                "a table that renders only the visible rows."
-            )
+            section.text(f"Over {LIMIT_MS:.0f} ms (median): {', '.join(slow)}.")
     return section

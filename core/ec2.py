@@ -156,7 +156,9 @@ class TagStore:
         states: Sequence[str] | None = ("running",),
     ) -> list[Instance]:
         """Instances in scope matching `extra_filters`; `states=None` means any state."""
-        filters = [*self._scope_filters(), *extra_filters]
+        # The caller's filters are the selective ones; a server that stops at the first failing
+        # filter (moto does) then never evaluates the cluster tag for the rest of the account.
+        filters = [*extra_filters, *self._scope_filters()]
         if states is not None:
             filters.append({"Name": "instance-state-name", "Values": list(states)})
         return self._describe(filters=filters)

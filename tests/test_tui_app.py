@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC
+from typing import Any
 
 import httpx
 import pytest
@@ -422,3 +423,47 @@ async def test_keyed_table_row_order_caches_follow_adds_removes_and_sorts() -> N
         assert t.columns[ColumnKey("value")].content_width == len("Value")
         t.sync([row("x", "s"), row("y", "wider value")])
         assert t.columns[ColumnKey("value")].content_width == len("wider value")
+
+
+async def test_keyed_table_fills_large_tables_in_steps_and_a_newer_sync_wins() -> None:
+    from textual.app import App, ComposeResult
+
+    from tui.widgets.keyed_table import ROWS_ADDED_PER_STEP, KeyedTable
+
+    class Two(KeyedTable):
+        COLUMNS = (("name", "Name"), ("value", "Value"))
+        KEY_COLUMN = "name"
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Two(id="t")
+
+    def rows(names: list[str], value: str) -> list[tuple[str, tuple[Text, Text]]]:
+        return [(n, (Text(n), Text(value))) for n in names]
+
+    def keys(t: Two) -> list[str | None]:
+        return [r.key.value for r in t.ordered_rows]
+
+    async def settle(pilot: Any, t: Two) -> None:
+        for _ in range(20):
+            if not t.filling:
+                return
+            await pilot.pause()
+        raise AssertionError("the fill did not finish")
+
+    names = [f"n{i:05d}" for i in range(int(ROWS_ADDED_PER_STEP * 2.5))]
+    async with Host().run_test() as pilot:
+        t = pilot.app.query_one(Two)
+        t.sync(rows(names, "1"))
+        assert len(t.rows) == ROWS_ADDED_PER_STEP and t.filling
+        await settle(pilot, t)
+        assert keys(t) == names
+        # Interleaved new names must be sorted in; a newer sync during a fill replaces its rest.
+        more = sorted(names + [f"{n}x" for n in names])
+        t.sync(rows(more, "2"))
+        assert t.filling
+        newest = more[::3]
+        t.sync(rows(newest, "3"))
+        await settle(pilot, t)
+        assert keys(t) == newest
+        assert {str(t.get_row(k)[1]) for k in newest} == {"3"}

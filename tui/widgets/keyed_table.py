@@ -6,6 +6,7 @@ their place; the cursor is positional, so it is re-anchored on the selected key 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Self
 
@@ -15,6 +16,10 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, Row, RowKey
 
 Cells = tuple[Text, ...]
+
+# Adding a row costs ~70 µs of UI time (its renderables and bookkeeping), so filling 5,000 empty
+# rows at once would hold the UI for a third of a second; larger fills go in steps, one per frame.
+ROWS_ADDED_PER_STEP = 500
 
 
 class KeyedTable(DataTable[Text]):
@@ -36,6 +41,8 @@ class KeyedTable(DataTable[Text]):
         self._offsets: tuple[tuple[int, int], list[tuple[RowKey, int]]] | None = None
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._cells: dict[str, Cells] = {}
+        self._generation = 0  # bumped by every sync; a pending fill step of an older one is dropped
+        self.filling = False  # rows are still being added in steps
         # What each row's cells were rendered from, and with which palette: rendering Rich Text
         # for thousands of rows on every poll is what a refresh would spend its time on.
         self._sources: dict[str, Any] = {}
@@ -109,55 +116,71 @@ class KeyedTable(DataTable[Text]):
     def sync_sources(
         self, items: Sequence[tuple[str, Any]], render: Callable[[Any], Cells], *, style: Hashable = None
     ) -> None:
-        """Like `sync`, from per-row source values: rows whose source (and `style`) are unchanged
-        keep their cells without being rendered again. Sources are compared with `==`."""
+        """Make the table show one row per `(key, source)`, in that order, touching only what changed.
+
+        Rows whose source (compared with `==`) and `style` are unchanged keep their cells without
+        being rendered again. More than ROWS_ADDED_PER_STEP new rows are rendered and added over
+        several frames, so the UI keeps answering keys meanwhile; a newer sync replaces the rest
+        of an unfinished one.
+        """
         if style != self._rendered_with:
             self._sources.clear()
             self._rendered_with = style
-        rows: list[tuple[str, Cells]] = []
-        for key, source in items:
-            cells = self._cells.get(key)
-            if cells is None or self._sources.get(key, _MISSING) != source:
-                cells = render(source)
-                self._sources[key] = source
-            rows.append((key, cells))
-        self.sync(rows)
-        for key in [k for k in self._sources if k not in self._cells]:
-            del self._sources[key]
+        self._generation += 1
+        self._sync_step(list(items), render, self._generation)
 
     def sync(self, rows: Sequence[tuple[str, Cells]]) -> None:
-        """Make the table show exactly `rows`, in that order, touching only what changed."""
-        wanted = dict(rows)
-        rank = {key: i for i, (key, _) in enumerate(rows)}
+        """`sync_sources` for rows whose cells are already rendered."""
+        self.sync_sources(rows, _as_is, style=self._rendered_with)
+
+    def _sync_step(self, items: list[tuple[str, Any]], render: Callable[[Any], Cells], generation: int) -> None:
+        if generation != self._generation:
+            return
+        self.filling = self._apply_rows(items, render, ROWS_ADDED_PER_STEP)
+        if self.filling:
+            self.call_after_refresh(self._sync_step, items, render, generation)
+
+    def _apply_rows(self, items: Sequence[tuple[str, Any]], render: Callable[[Any], Cells], budget: int) -> bool:
+        """One step of `sync_sources`; True when new rows beyond `budget` are left for the next step."""
+        rank = {key: i for i, (key, _) in enumerate(items)}
         selected = self.selected_key
         reorder = False
-        for key in [k.value for k in self.rows if k.value not in wanted]:
+        for key in [k.value for k in self.rows if k.value not in rank]:
             if key is not None:
                 self.remove_row(key)
                 self._cells.pop(key, None)
+        for key in [k for k in self._sources if k not in rank]:
+            del self._sources[key]
         narrowed: set[int] = set()  # columns where a cell as wide as the column got narrower
         resized = False
-        for key, cells in rows:
+        left = False
+        for key, source in items:
             old = self._cells.get(key)
-            if old is cells:
+            if old is not None and self._sources.get(key, _MISSING) == source:
                 continue
+            if old is None and budget <= 0:
+                left = True
+                continue
+            cells = render(source)
+            self._sources[key] = source
+            self._cells[key] = cells
             if old is None:
+                budget -= 1
                 self.add_row(*cells, key=key)
                 reorder = True
-            elif old != cells:
-                for i, ((column, _), before, after) in enumerate(zip(self.COLUMNS, old, cells, strict=True)):
-                    if before == after:
-                        continue
-                    # Not update_width=True: for a narrower cell Textual re-measures the whole
-                    # column, once per updated cell (seconds for a few hundred changes in 5,000 rows).
-                    self.update_cell(key, column, after)
-                    col = self.columns[ColumnKey(column)]
-                    if after.cell_len > col.content_width:
-                        col.content_width = after.cell_len
-                        resized = True
-                    elif before.cell_len >= col.content_width > after.cell_len:
-                        narrowed.add(i)
-            self._cells[key] = cells
+                continue
+            for i, ((column, _), before, after) in enumerate(zip(self.COLUMNS, old, cells, strict=True)):
+                if before == after:
+                    continue
+                # Not update_width=True: for a narrower cell Textual re-measures the whole
+                # column, once per updated cell (seconds for a few hundred changes in 5,000 rows).
+                self.update_cell(key, column, after)
+                col = self.columns[ColumnKey(column)]
+                if after.cell_len > col.content_width:
+                    col.content_width = after.cell_len
+                    resized = True
+                elif before.cell_len >= col.content_width > after.cell_len:
+                    narrowed.add(i)
         for i in narrowed:
             col = self.columns[ColumnKey(self.COLUMNS[i][0])]
             width = max((c[i].cell_len for c in self._cells.values()), default=0)
@@ -168,12 +191,22 @@ class KeyedTable(DataTable[Text]):
         if resized:
             # Textual's own flag for "recompute the scrollable size on idle" (textual pinned exactly).
             self._require_update_dimensions = True
-        if reorder and len(rows) > 1:
+        if reorder and len(self.rows) > 1 and not self._in_order(rank):
             self.sort(self.KEY_COLUMN, key=lambda cell: rank.get(str(cell), len(rank)))
-        if selected is not None and selected in wanted:
+        if selected is not None and selected in self._cells:
             index = self.get_row_index(selected)
             if index != self.cursor_row:
                 self.move_cursor(row=index, animate=False)
+        return left
+
+    def _in_order(self, rank: dict[str, int]) -> bool:
+        # Rows appended in the wanted order (every fill of an empty table) need no sort.
+        ranks = [rank.get(row.key.value or "", len(rank)) for row in self.ordered_rows]
+        return all(a < b for a, b in itertools.pairwise(ranks))
 
 
 _MISSING = object()
+
+
+def _as_is(cells: Cells) -> Cells:
+    return cells

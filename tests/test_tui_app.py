@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from rich.text import Text
+from textual.app import App, ComposeResult
 from textual.command import CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import Button, Input
+from textual.widgets import Button, DataTable, Input
 from textual.widgets.data_table import ColumnKey
 
 from core.model import Member, MemberStatus
@@ -27,6 +28,7 @@ from tui.widgets.confirm import ConfirmScreen
 from tui.widgets.event_log import EventLog
 from tui.widgets.header import StatusHeader
 from tui.widgets.help import HelpScreen
+from tui.widgets.keyed_table import ROWS_ADDED_PER_STEP, KeyedTable
 from tui.widgets.members import MembersTable
 
 T0 = 1_700_000_000.0
@@ -384,19 +386,17 @@ async def test_mouse_selects_a_member_row() -> None:
         assert table(app).selected_key == "node-c"
 
 
+class Two(KeyedTable):
+    COLUMNS = (("name", "Name"), ("value", "Value"))
+    KEY_COLUMN = "name"
+
+
+class TableHost(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Two(id="t")
+
+
 async def test_keyed_table_row_order_caches_follow_adds_removes_and_sorts() -> None:
-    from textual.app import App, ComposeResult
-    from textual.widgets import DataTable
-
-    from tui.widgets.keyed_table import KeyedTable
-
-    class Two(KeyedTable):
-        COLUMNS = (("name", "Name"), ("value", "Value"))
-        KEY_COLUMN = "name"
-
-    class Host(App[None]):
-        def compose(self) -> ComposeResult:
-            yield Two(id="t")
 
     def row(name: str, value: str) -> tuple[str, tuple[Text, Text]]:
         return name, (Text(name), Text(value))
@@ -404,7 +404,7 @@ async def test_keyed_table_row_order_caches_follow_adds_removes_and_sorts() -> N
     def truth(t: Two) -> list[object]:
         return [r.key for r in DataTable.ordered_rows.fget(t)]  # type: ignore[attr-defined]
 
-    async with Host().run_test() as pilot:
+    async with TableHost().run_test() as pilot:
         t = pilot.app.query_one(Two)
         t.sync([row("b", "1"), row("d", "1")])
         t.sync([row("a", "1"), row("b", "2"), row("c", "1"), row("d", "1")])
@@ -426,17 +426,6 @@ async def test_keyed_table_row_order_caches_follow_adds_removes_and_sorts() -> N
 
 
 async def test_keyed_table_fills_large_tables_in_steps_and_a_newer_sync_wins() -> None:
-    from textual.app import App, ComposeResult
-
-    from tui.widgets.keyed_table import ROWS_ADDED_PER_STEP, KeyedTable
-
-    class Two(KeyedTable):
-        COLUMNS = (("name", "Name"), ("value", "Value"))
-        KEY_COLUMN = "name"
-
-    class Host(App[None]):
-        def compose(self) -> ComposeResult:
-            yield Two(id="t")
 
     def rows(names: list[str], value: str) -> list[tuple[str, tuple[Text, Text]]]:
         return [(n, (Text(n), Text(value))) for n in names]
@@ -452,7 +441,7 @@ async def test_keyed_table_fills_large_tables_in_steps_and_a_newer_sync_wins() -
         raise AssertionError("the fill did not finish")
 
     names = [f"n{i:05d}" for i in range(int(ROWS_ADDED_PER_STEP * 2.5))]
-    async with Host().run_test() as pilot:
+    async with TableHost().run_test() as pilot:
         t = pilot.app.query_one(Two)
         t.sync(rows(names, "1"))
         assert len(t.rows) == ROWS_ADDED_PER_STEP and t.filling

@@ -128,7 +128,7 @@ def run(out_dir: Path, *, quick: bool = False) -> Section:
                 out_dir=out_dir,
             )
             results = {name: results[f"join {name} {size}"] for name in cmds}
-        own = {name: results[name].median - endpoint[name] for name in cmds}
+        own = {name: results[name].median - endpoint[name] for name in endpoint}
         same = answers["tagjoin"] == answers["aws"] == answers["tagjoin-boto3"] == ["10.0.2.10"]
         r = results["aws"].median / results["tagjoin"].median
         worst = r if worst is None else min(worst, r)

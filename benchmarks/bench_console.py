@@ -50,7 +50,7 @@ from tui.agents import TemplateAgents
 from tui.app import ConsoleApp
 from tui.source import ClusterSource, Snapshot
 from tui.testing import TAG_KEY, FakeConsul, FakeStore
-from tui.widgets.keyed_table import ROWS_ADDED_PER_STEP, KeyedTable
+from tui.widgets.keyed_table import ROWS_PER_STEP, KeyedTable
 from tui.widgets.members import MembersTable
 
 SIZE = (160, 48)
@@ -327,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(a.row(f"apply, {name}", "UI"))
         print(ap.row(f"apply + paint, {name}", "UI"))
         if name == "cold":
-            print(fill_steps.row(f"apply, cold: each later fill step ({ROWS_ADDED_PER_STEP} rows a table)", "UI"))
+            print(fill_steps.row(f"apply, cold: each later fill step ({ROWS_PER_STEP} rows a table)", "UI"))
             print(fill_done.row("cold fill until every row is in (several frames)", "wall"))
     print(idle.row("key j → cursor moved, no poll running", "UI"))
     print(busy.row(f"key j → cursor moved, polls running ({args.delay:g}s I/O each, {polls} applied)", "UI"))

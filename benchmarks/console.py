@@ -58,7 +58,7 @@ def run(out_dir: Path, *, quick: bool = False) -> Section:
         section.aim(AIM, all(ms < LIMIT_MS for _, ms in applies), figure)
         section.text(
             "Filling empty tables (the first refresh) renders and adds rows in steps of "
-            "`ROWS_ADDED_PER_STEP` per table, one step per frame (tui/widgets/keyed_table.py): before, the "
+            "`ROWS_PER_STEP` per table, one step per frame (tui/widgets/keyed_table.py): before, the "
             "first refresh rendered and added all 10,000 rows at once and held the UI thread for ~0.76 s. "
             "The whole fill now takes longer in wall time (the `cold fill` row) while keys are answered "
             "between steps; later refreshes diff by row key and render only rows whose data changed."

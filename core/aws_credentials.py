@@ -30,8 +30,10 @@ from typing import TypeAlias
 from urllib.parse import urlsplit
 
 from core.errors import ConfigError, Ec2Error
+from core.proxies import proxied
 
 REFRESH_MARGIN = 5 * 60.0
+RETRY_PAUSE = 30.0
 IMDS_URL_IPV4 = "http://169.254.169.254/"
 IMDS_URL_IPV6 = "http://[fd00:ec2::254]/"
 TOKEN_PATH = "latest/api/token"
@@ -116,6 +118,7 @@ class CredentialChain:
         self._plan_memo: _Plan = None
         self._planned = False
         self._cached: Credentials | None = None
+        self._retry_at = 0.0  # inside the refresh window, no new fetch before this time
 
     def check_supported(self) -> None:
         """No network. Raises NeedsBotocore if botocore would take credentials from a source we don't implement,
@@ -131,9 +134,17 @@ class CredentialChain:
             return
 
     def get(self) -> Credentials:
-        """Cached. Instance-role credentials are fetched again once now() is within 5 minutes of expires_at."""
+        """Cached. Instance-role credentials are fetched again once now() is within 5 minutes of expires_at.
+
+        Inside that window a fetch that brings no newer keys, or fails, is not repeated for
+        RETRY_PAUSE seconds while the current keys are still valid: the metadata service rotates
+        role keys *at least* five minutes ahead, and every EC2 call must not wait on it meanwhile.
+        """
         cached = self._cached
-        if cached is not None and (cached.expires_at is None or self._now() < cached.expires_at - REFRESH_MARGIN):
+        now = self._now()
+        if cached is not None and (cached.expires_at is None or now < cached.expires_at - REFRESH_MARGIN):
+            return cached
+        if cached is not None and cached.expires_at is not None and now < min(self._retry_at, cached.expires_at):
             return cached
         plan = self._plan()
         if plan is None:
@@ -145,9 +156,12 @@ class CredentialChain:
             fresh = _fetch_instance_role(plan)
         except Ec2Error:
             # A metadata hiccup inside the refresh window must not fail a call the current keys can still sign.
-            if cached is not None and cached.expires_at is not None and self._now() < cached.expires_at:
+            if cached is not None and cached.expires_at is not None and now < cached.expires_at:
+                self._retry_at = now + RETRY_PAUSE
                 return cached
             raise
+        if fresh.expires_at is not None and now >= fresh.expires_at - REFRESH_MARGIN:
+            self._retry_at = now + RETRY_PAUSE
         self._cached = fresh
         return fresh
 
@@ -187,7 +201,7 @@ class CredentialChain:
         if env.get("AWS_EC2_METADATA_DISABLED", "false").lower() == "true":
             return None
         imds = self._imds_settings(profile.settings)
-        if _proxied(env, imds.scheme, imds.host, imds.port):
+        if proxied(env, imds.scheme, imds.host, imds.port):
             raise NeedsBotocore("an HTTP proxy for instance metadata")
         return imds
 
@@ -366,30 +380,6 @@ def _number(found: tuple[str, str], *, whole: bool) -> float:
     if not value > 0:  # also rejects nan
         raise ConfigError(f"{source} must be a positive number of seconds, not {raw!r}")
     return value
-
-
-def _proxied(env: Mapping[str, str], scheme: str, host: str, port: int | None) -> bool:
-    """Whether urllib's environment rules (which botocore follows) send the metadata request through a proxy."""
-    if not _proxy_var(env, scheme):
-        return False
-    no_proxy = _proxy_var(env, "no")
-    if not no_proxy:
-        return True
-    if no_proxy.strip() == "*":
-        return False
-    names = {host.lower()} | ({f"{host.lower()}:{port}"} if port is not None else set())
-    for entry in no_proxy.split(","):
-        entry = entry.strip().lstrip(".").lower()
-        if entry and any(name == entry or name.endswith("." + entry) for name in names):
-            return False
-    return True
-
-
-def _proxy_var(env: Mapping[str, str], scheme: str) -> str | None:
-    lower = f"{scheme}_proxy"
-    if lower in env:  # urllib prefers the lowercase spelling, even when it is empty
-        return env[lower] or None
-    return next((value for name, value in env.items() if name.lower() == lower and value), None)
 
 
 def _fetch_instance_role(imds: _Imds) -> Credentials:

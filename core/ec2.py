@@ -56,8 +56,10 @@ DENIED_CODES = frozenset(
 )
 # Every state but terminated: a stopped or pending instance still owns its private IP.
 LIVE_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
-# EC2 accepts at most 200 values in one filter.
+# EC2 refuses a request whose filters hold more than 200 values in all (FilterLimitExceeded).
 _MAX_FILTER_VALUES = 200
+# Codes that mean "this permission is missing", as opposed to credentials that are not valid.
+PERMISSION_CODES = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})
 
 
 @dataclass
@@ -198,16 +200,21 @@ class TagStore:
         try:
             entries = self._tag_entries(wanted)
         except Ec2Denied as exc:
+            if exc.code not in PERMISSION_CODES:
+                raise
             # A role granted before DescribeTags was needed must not stop nodes from booting.
             log.warning("%s; looking up the tag with DescribeInstances alone", exc)
             self.tag_index_denied = True
             return self.tagged_instances(key=key, value=value, states=states)
         holders = sorted({tag.resource_id for tag in entries})
+        others = [_tag_filter(tag_key, value), *self._scope_filters()]
+        # The holders of every cluster in the account, so possibly many: as many ids a call as the
+        # filter limit leaves room for.
+        room = _MAX_FILTER_VALUES - sum(len(f["Values"]) for f in others) - len(states or ())
         found: list[Instance] = []
-        for start in range(0, len(holders), _MAX_FILTER_VALUES):
-            ids = holders[start : start + _MAX_FILTER_VALUES]
+        for start in range(0, len(holders), room):
             # A filter, not InstanceIds: an id that has gone since DescribeTags must not fail the lookup.
-            by_id: Filter = {"Name": "instance-id", "Values": ids}
+            by_id: Filter = {"Name": "instance-id", "Values": holders[start : start + room]}
             found.extend(self.instances([by_id, _tag_filter(tag_key, value)], states=states))
         return found
 
@@ -347,7 +354,8 @@ def _classified(action: str, fn: Callable[[], T]) -> T:
         if code in DENIED_CODES or status in (401, 403):
             raise Ec2Denied(
                 f"EC2 {action} denied: {reason}; grant ec2:{action} to this node's IAM role "
-                "and check its credentials (see `tagjoin deploy-kit`)"
+                "and check its credentials (see `tagjoin deploy-kit`)",
+                code=code,
             ) from None
         raise Ec2Error(f"EC2 {action} failed: {reason}") from None
     except TransportFault as exc:

@@ -10,14 +10,13 @@ from urllib.parse import urlsplit
 
 from core.ec2_api import Ec2Api
 from core.errors import ConfigError
+from core.proxies import proxied
 from core.settings import AwsSettings
 
 log = logging.getLogger(__name__)
 
 CHOICES = ("auto", "query", "boto3")
 _TRUE = ("true", "1", "yes")
-# Partitions whose endpoints the lean client does not know.
-_OTHER_PARTITIONS = ("us-iso", "us-isob", "eu-isoe", "us-isof")
 
 
 class NeedsBoto3(Exception):
@@ -55,10 +54,11 @@ def lean_client(aws: AwsSettings, env: Mapping[str, str]) -> Ec2Api:
     for flag in ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"):
         if (env.get(flag) or "").strip().lower() in _TRUE:
             raise NeedsBoto3(flag)
-    if aws.endpoint_url is None and region.startswith(_OTHER_PARTITIONS):
-        raise NeedsBoto3(f"region {region}")
     endpoint = aws.endpoint_url or default_endpoint(region)
-    if _proxied(endpoint, env):
+    if endpoint is None:
+        raise NeedsBoto3(f"region {region} is outside the partitions the lean client knows")
+    parts = urlsplit(endpoint)
+    if proxied(env, parts.scheme, (parts.hostname or "").lower(), _port(endpoint)):
         raise NeedsBoto3("an HTTP proxy")
     chain = CredentialChain(env, home=Path(env["HOME"]) if env.get("HOME") else None)
     try:
@@ -68,14 +68,8 @@ def lean_client(aws: AwsSettings, env: Mapping[str, str]) -> Ec2Api:
     return QueryEc2(endpoint, region, chain.get, ca_bundle=env.get("AWS_CA_BUNDLE") or None)
 
 
-def _proxied(endpoint: str, env: Mapping[str, str]) -> bool:
-    """Whether botocore would send requests to `endpoint` through a proxy (urllib's env rules)."""
-    parts = urlsplit(endpoint)
-    if not (env.get(f"{parts.scheme}_proxy") or env.get(f"{parts.scheme.upper()}_PROXY")):
-        return False
-    host = (parts.hostname or "").lower()
-    for entry in (env.get("no_proxy") or env.get("NO_PROXY") or "").split(","):
-        entry = entry.strip().lower().lstrip(".").split(":")[0]
-        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
-            return False
-    return True
+def _port(url: str) -> int | None:
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None  # QueryEc2 reports the bad port as a configuration error

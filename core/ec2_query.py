@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import re
 import ssl
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -41,16 +42,31 @@ READ_TIMEOUT = 15.0
 USER_AGENT = "consul-tagjoin (ec2-query)"
 # botocore's check, so a typo fails the same way whichever client is used.
 _REGION = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$")
+# botocore's partition patterns; regions of other partitions (ISO, sovereign clouds) go to boto3.
+_COMMERCIAL = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-\w+-\d+$")
+_CHINA = re.compile(r"^cn-\w+-\d+$")
+_GOVCLOUD = re.compile(r"^us-gov-\w+-\d+$")
 # A kept-alive connection the server has since closed fails like this before any answer arrives.
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+# Over TLS the same shows up as an EOF or a close notification.
+_STALE = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
+)
 
 
-def default_endpoint(region: str) -> str:
-    """EC2's regional endpoint in the commercial, China and GovCloud partitions."""
+def default_endpoint(region: str) -> str | None:
+    """EC2's regional endpoint in the commercial, China and GovCloud partitions; None for any other."""
     if not _REGION.match(region):
         raise ConfigError(f"AWS region {region!r} is not a valid region name; check AWS_REGION")
-    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"https://ec2.{region}.{suffix}"
+    if _CHINA.match(region):
+        return f"https://ec2.{region}.amazonaws.com.cn"
+    if _COMMERCIAL.match(region) or _GOVCLOUD.match(region):
+        return f"https://ec2.{region}.amazonaws.com"
+    return None
 
 
 class QueryEc2:
@@ -86,6 +102,8 @@ class QueryEc2:
         self._host_header = host if default_port else f"{host}:{self._port}"
         self._ca_bundle = ca_bundle
         self._conn: http.client.HTTPConnection | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
 
     # -- the four operations -----------------------------------------------------------------
 
@@ -167,6 +185,11 @@ class QueryEc2:
             when=when,
         )
         headers["user-agent"] = USER_AGENT
+        # One connection, so one request at a time: the console polls and acts from several threads.
+        with self._lock:
+            return self._post_signed(action, body, headers)
+
+    def _post_signed(self, action: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         reused = self._conn is not None
         try:
             try:
@@ -177,7 +200,7 @@ class QueryEc2:
                 # The server closed the kept-alive connection while we were idle: ask once more on a
                 # new one. All four operations are idempotent, so a request that did arrive may repeat.
                 return self._exchange(body, headers)
-        except ssl.SSLError as exc:
+        except ssl.SSLCertVerificationError as exc:
             raise Ec2Error(f"EC2 {action}: TLS failure: {one_line(str(exc))}; check AWS_ENDPOINT_URL") from None
         except http.client.HTTPException as exc:
             reason = one_line(f"not a usable HTTP answer ({type(exc).__name__}: {exc})")
@@ -203,7 +226,7 @@ class QueryEc2:
         if self._conn is None:
             conn: http.client.HTTPConnection
             if self._https:
-                context = ssl.create_default_context(cafile=self._ca_bundle)
+                context = self._tls_context()
                 conn = http.client.HTTPSConnection(self._host, self._port, timeout=CONNECT_TIMEOUT, context=context)
             else:
                 conn = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT)
@@ -212,6 +235,21 @@ class QueryEc2:
                 conn.sock.settimeout(READ_TIMEOUT)
             self._conn = conn
         return self._conn
+
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            # botocore's trust store (certifi's bundle) rather than the OS one, so a node that works
+            # with boto3 trusts the same endpoints; AWS_CA_BUNDLE replaces it, as for botocore.
+            import certifi
+
+            cafile = self._ca_bundle or certifi.where()
+            try:
+                self._tls = ssl.create_default_context(cafile=cafile)
+            except (OSError, ssl.SSLError) as exc:
+                raise Ec2Error(
+                    f"cannot load the CA bundle {cafile}: {one_line(str(exc))}; check AWS_CA_BUNDLE"
+                ) from None
+        return self._tls
 
 
 def _filter_params(filters: Iterable[Filter]) -> list[tuple[str, str]]:

@@ -55,6 +55,10 @@ class Ec2Throttled(Ec2Error):
 class Ec2Denied(Ec2Error):
     """EC2 refused the request: the credentials lack a permission or are not valid."""
 
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code  # EC2's error code, e.g. UnauthorizedOperation
+
 
 class InstanceNotFound(Ec2Error):
     """No running instance of this cluster has the address or id we looked for."""

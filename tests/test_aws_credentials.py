@@ -23,7 +23,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import PartialCredentialsError, ProfileNotFound
 
-from core.aws_credentials import CredentialChain, Credentials, NeedsBotocore
+from core.aws_credentials import RETRY_PAUSE, CredentialChain, Credentials, NeedsBotocore
 from core.errors import ConfigError, Ec2Error
 from sim.moto_server import MotoServer
 
@@ -684,3 +684,23 @@ def test_malformed_role_name_never_reaches_a_request_line(tmp_path: Path, imds: 
     with pytest.raises(Ec2Error, match="malformed IAM role name"):
         CredentialChain({"AWS_EC2_METADATA_SERVICE_ENDPOINT": url}, home=tmp_path).get()
     assert len(fake.requests) == 2
+
+
+def test_unrotated_keys_inside_the_refresh_window_are_not_asked_for_on_every_call(
+    tmp_path: Path, imds: tuple[FakeImds, str]
+) -> None:
+    fake, url = imds
+    expiry = 1_900_000_000.0
+    fake.bodies = [role_doc("ASIAOLD", expiry), role_doc("ASIAOLD", expiry), role_doc("ASIANEW", expiry + 3600)]
+    clock = [expiry - 600]
+    chain = CredentialChain({"AWS_EC2_METADATA_SERVICE_ENDPOINT": url}, home=tmp_path, now=lambda: clock[0])
+    assert chain.get().access_key == "ASIAOLD"
+    clock[0] = expiry - 200  # inside the window; the service has not rotated the keys yet
+    assert chain.get().access_key == "ASIAOLD"
+    asked = len(fake.requests)
+    for step in range(5):  # a burst of EC2 calls within the pause asks the service nothing
+        clock[0] = expiry - 200 + step
+        assert chain.get().access_key == "ASIAOLD"
+    assert len(fake.requests) == asked
+    clock[0] = expiry - 200 + RETRY_PAUSE
+    assert chain.get().access_key == "ASIANEW"

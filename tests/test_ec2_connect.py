@@ -34,9 +34,25 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
         ({"HTTP_PROXY": "http://proxy:3128", "NO_PROXY": "localhost,127.0.0.1"}, QueryEc2),
         ({"HTTPS_PROXY": "http://proxy:3128"}, QueryEc2),  # the endpoint is plain http
         ({"AWS_USE_FIPS_ENDPOINT": "true"}, BotoEc2),
+        # urllib reads the lowercase spelling first, even empty: NO_PROXY does not count then.
+        ({"http_proxy": "http://proxy:3128", "no_proxy": "", "NO_PROXY": "127.0.0.1"}, BotoEc2),
+        ({"http_proxy": "http://proxy:3128", "no_proxy": "127.0.0.1:9"}, QueryEc2),
+        ({"http_proxy": "http://proxy:3128", "no_proxy": "127.0.0.1:8443"}, BotoEc2),
         ({"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x"}, QueryEc2),  # env keys come first
     ],
-    ids=["auto", "boto3", "query", "proxy", "no-proxy", "other-scheme-proxy", "fips", "env-keys-first"],
+    ids=[
+        "auto",
+        "boto3",
+        "query",
+        "proxy",
+        "no-proxy",
+        "other-scheme-proxy",
+        "fips",
+        "empty-lowercase-no-proxy",
+        "no-proxy-with-port",
+        "no-proxy-other-port",
+        "env-keys-first",
+    ],
 )
 def test_choice(tmp_path: Path, extra: dict[str, str], expected: type) -> None:
     assert isinstance(open_ec2(AWS, env(tmp_path, **extra)), expected)
@@ -72,3 +88,8 @@ def test_lean_path_never_imports_botocore(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "QueryEc2 []"
+
+
+def test_regions_of_other_partitions_go_to_boto3(tmp_path: Path) -> None:
+    assert isinstance(open_ec2(AwsSettings(region="us-iso-east-1"), env(tmp_path)), BotoEc2)
+    assert isinstance(open_ec2(AwsSettings(region="eu-west-1"), env(tmp_path)), QueryEc2)

@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import pytest
@@ -264,6 +265,9 @@ def test_broken_answers(answer: bytes, raised: type[Exception], match: str) -> N
 def test_endpoints_and_bad_settings() -> None:
     assert default_endpoint("eu-central-1") == "https://ec2.eu-central-1.amazonaws.com"
     assert default_endpoint("cn-north-1") == "https://ec2.cn-north-1.amazonaws.com.cn"
+    assert default_endpoint("us-gov-west-1") == "https://ec2.us-gov-west-1.amazonaws.com"
+    assert default_endpoint("us-iso-east-1") is None  # other partitions go to boto3
+    assert default_endpoint("eusc-de-east-1") is None
     with pytest.raises(ConfigError, match="not a valid region"):
         default_endpoint("eu central")
     with pytest.raises(ConfigError, match="AWS_ENDPOINT_URL"):
@@ -281,5 +285,59 @@ def test_a_role_without_describe_tags_still_finds_the_leader(rig: Rig) -> None:
         assert store.tag_index_denied
         store.tagged_instances_by_tag_index()  # asks DescribeInstances alone from then on
         assert store.stats.calls == {"DescribeTags": 1, "DescribeInstances": 2}
+    finally:
+        rig.server.faults.disarm()
+
+
+def test_many_holders_are_asked_for_within_the_filter_value_limit(rig: Rig) -> None:
+    """EC2 refuses more than 200 filter values in one request; moto does not, so count them at the endpoint."""
+    region = "eu-north-1"  # its own moto backend: the 450 holders stay out of the other tests
+    client = boto3.client(
+        "ec2", region_name=region, endpoint_url=rig.server.url, aws_access_key_id="t", aws_secret_access_key="t"
+    )
+
+    def launch(count: int, cluster: str) -> list[str]:
+        tags = [{"Key": "consul-cluster", "Value": cluster}, {"Key": LEADER, "Value": "3"}]
+        done = client.run_instances(
+            ImageId="ami-12c6146b",
+            MinCount=count,
+            MaxCount=count,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],  # type: ignore[list-item]
+        )
+        return [i["InstanceId"] for i in done["Instances"]]
+
+    others = launch(450, "other")  # stale holders of other clusters in the same account
+    ours = launch(2, "c1")
+    values_per_call: list[int] = []
+
+    def count(call: Any) -> None:
+        if call.action == "DescribeInstances":
+            values_per_call.append(sum(len(v) for v in call.filters.values()))
+
+    rig.server.faults.add_observer(count)
+    store = TagStore(
+        QueryEc2(rig.server.url, region, lambda: KEYS), Scope(cluster="c1"), clock=FakeClock(), rng=random.Random(1)
+    )
+    assert ids(store.tagged_instances_by_tag_index()) == set(ours)
+    assert len(values_per_call) == 3 and max(values_per_call) == 200
+    assert store.stats.calls == {"DescribeTags": 1, "DescribeInstances": 3}
+    assert len(others) == 450
+
+
+def test_a_missing_ca_bundle_is_one_clear_error_and_not_retried() -> None:
+    api = QueryEc2("https://127.0.0.1:9", REGION, lambda: KEYS, ca_bundle="/nonexistent/ca.pem")
+    store = TagStore(api, Scope(), clock=FakeClock(), rng=random.Random(1))
+    with pytest.raises(Ec2Error, match=r"cannot load the CA bundle /nonexistent/ca\.pem"):
+        store.tagged_instances()
+    assert store.stats.attempts == 1
+
+
+def test_invalid_credentials_do_not_fall_back_to_the_single_lookup(rig: Rig) -> None:
+    store = TagStore(rig.query, Scope(cluster="c1"), clock=FakeClock(), rng=random.Random(1))
+    rig.server.faults.arm("DescribeTags", 1, code="AuthFailure")
+    try:
+        with pytest.raises(Ec2Error, match="AuthFailure"):
+            store.tagged_instances_by_tag_index()
+        assert not store.tag_index_denied and store.stats.calls == {"DescribeTags": 1}
     finally:
         rig.server.faults.disarm()

@@ -28,7 +28,7 @@ from tui.widgets.confirm import ConfirmScreen
 from tui.widgets.event_log import EventLog
 from tui.widgets.header import StatusHeader
 from tui.widgets.help import HelpScreen
-from tui.widgets.keyed_table import ROWS_ADDED_PER_STEP, KeyedTable
+from tui.widgets.keyed_table import ROWS_PER_STEP, KeyedTable
 from tui.widgets.members import MembersTable
 
 T0 = 1_700_000_000.0
@@ -440,11 +440,11 @@ async def test_keyed_table_fills_large_tables_in_steps_and_a_newer_sync_wins() -
             await pilot.pause()
         raise AssertionError("the fill did not finish")
 
-    names = [f"n{i:05d}" for i in range(int(ROWS_ADDED_PER_STEP * 2.5))]
+    names = [f"n{i:05d}" for i in range(int(ROWS_PER_STEP * 2.5))]
     async with TableHost().run_test() as pilot:
         t = pilot.app.query_one(Two)
         t.sync(rows(names, "1"))
-        assert len(t.rows) == ROWS_ADDED_PER_STEP and t.filling
+        assert len(t.rows) == ROWS_PER_STEP and t.filling
         await settle(pilot, t)
         assert keys(t) == names
         # Interleaved new names must be sorted in; a newer sync during a fill replaces its rest.
@@ -456,3 +456,16 @@ async def test_keyed_table_fills_large_tables_in_steps_and_a_newer_sync_wins() -
         await settle(pilot, t)
         assert keys(t) == newest
         assert {str(t.get_row(k)[1]) for k in newest} == {"3"}
+        # Re-rendering changed rows is budgeted too; clearing drops what is still pending.
+        t.clear()
+        t.sync(rows(names, "4"))
+        await settle(pilot, t)
+        t.sync(rows(names, "5"))
+        assert [str(t.get_row(k)[1]) for k in names].count("5") == ROWS_PER_STEP and t.filling
+        await settle(pilot, t)
+        assert {str(t.get_row(k)[1]) for k in names} == {"5"}
+        t.sync(rows(more, "6"))
+        t.clear()
+        await pilot.pause()
+        await pilot.pause()
+        assert len(t.rows) == 0 and not t.filling

@@ -175,7 +175,13 @@ class ConsoleApp(App[None]):
             self.post_message(SnapshotReady(snap))
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        self.apply(message.snapshot)
+        if self._widgets_mounted():
+            self.apply(message.snapshot)
+
+    def _widgets_mounted(self) -> bool:
+        # While the app shuts down, Textual removes the widgets before it stops delivering timer
+        # ticks and worker messages; a late poll result or clock tick then has nothing to draw on.
+        return bool(self.query(StatusHeader))
 
     def apply(self, snap: Snapshot) -> None:
         was_ok = self.last is None or self.last.ok
@@ -229,6 +235,8 @@ class ConsoleApp(App[None]):
         self._render_hint()
 
     def _render_status(self) -> None:
+        if not self._widgets_mounted():
+            return
         palette = self.palette
         now = self.clock()
         fresh = Freshness(

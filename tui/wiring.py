@@ -10,7 +10,7 @@ from core.clock import SystemClock, system_random
 from core.consul import ConsulClient
 from core.consul_settings import ConsulSettings
 from core.ec2 import TagStore
-from core.ec2_connect import open_ec2
+from core.ec2_boto import BotoEc2, make_ec2_client
 from core.handoff import Report, run_pass
 from core.settings import AwsSettings, Scope
 from tui.actions import ActionService
@@ -57,7 +57,11 @@ def build_console(
     """`control_url` set means demo mode: its control API restarts nodes and lists agents."""
     consul = ConsulClient(consul_settings)
     closers: list[Callable[[], None]] = [consul.close]
-    store = TagStore(open_ec2(aws), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts)
+    # boto3 here: its clients are made for the console's several worker threads, start-up time
+    # does not matter, and it serves every credential setup.
+    store = TagStore(
+        BotoEc2(make_ec2_client(aws)), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts
+    )
     demo: DemoControl | None = None
     agents: AgentResolver
     if control_url is not None:

@@ -17,9 +17,10 @@ from textual.widgets.data_table import CellDoesNotExist, ColumnKey, Row, RowKey
 
 Cells = tuple[Text, ...]
 
-# Adding a row costs ~70 µs of UI time (its renderables and bookkeeping), so filling 5,000 empty
-# rows at once would hold the UI for a third of a second; larger fills go in steps, one per frame.
-ROWS_ADDED_PER_STEP = 500
+# Rendering and adding a row costs ~70-100 µs of UI time, so filling 5,000 empty rows (or
+# re-rendering them all after a theme change) at once would hold the UI for half a second; more
+# rows than this go in steps, one per frame.
+ROWS_PER_STEP = 500
 
 
 class KeyedTable(DataTable[Text]):
@@ -95,6 +96,8 @@ class KeyedTable(DataTable[Text]):
             self._moved()
 
     def clear(self, columns: bool = False) -> Self:
+        self._generation += 1  # an unfinished fill must not bring old rows back
+        self.filling = False
         self._moved()
         self._cells.clear()
         self._sources.clear()
@@ -119,7 +122,7 @@ class KeyedTable(DataTable[Text]):
         """Make the table show one row per `(key, source)`, in that order, touching only what changed.
 
         Rows whose source (compared with `==`) and `style` are unchanged keep their cells without
-        being rendered again. More than ROWS_ADDED_PER_STEP new rows are rendered and added over
+        being rendered again. More than ROWS_PER_STEP new or changed rows are rendered over
         several frames, so the UI keeps answering keys meanwhile; a newer sync replaces the rest
         of an unfinished one.
         """
@@ -136,12 +139,12 @@ class KeyedTable(DataTable[Text]):
     def _sync_step(self, items: list[tuple[str, Any]], render: Callable[[Any], Cells], generation: int) -> None:
         if generation != self._generation:
             return
-        self.filling = self._apply_rows(items, render, ROWS_ADDED_PER_STEP)
+        self.filling = self._apply_rows(items, render, ROWS_PER_STEP)
         if self.filling:
             self.call_after_refresh(self._sync_step, items, render, generation)
 
     def _apply_rows(self, items: Sequence[tuple[str, Any]], render: Callable[[Any], Cells], budget: int) -> bool:
-        """One step of `sync_sources`; True when new rows beyond `budget` are left for the next step."""
+        """One step of `sync_sources`; True when rows beyond `budget` are left to render for the next step."""
         rank = {key: i for i, (key, _) in enumerate(items)}
         selected = self.selected_key
         reorder = False
@@ -158,14 +161,14 @@ class KeyedTable(DataTable[Text]):
             old = self._cells.get(key)
             if old is not None and self._sources.get(key, _MISSING) == source:
                 continue
-            if old is None and budget <= 0:
-                left = True
+            if budget <= 0:
+                left = True  # this row keeps its old cells (or stays out) until the next step
                 continue
+            budget -= 1
             cells = render(source)
             self._sources[key] = source
             self._cells[key] = cells
             if old is None:
-                budget -= 1
                 self.add_row(*cells, key=key)
                 reorder = True
                 continue

@@ -10,14 +10,15 @@ Prints a markdown table. What is measured:
   fixed list stands in for DescribeInstances): it is network time, in the same worker thread.
 - apply (UI thread): ConsoleApp.apply on the running app: change detection, event log, timeline,
   and the keyed diff of both tables and the drift panel. `cold` fills empty tables (the first
-  refresh); `steady` is a refresh where 1% of the members flip status; `failover` moves the
-  leader and the tag (the marks and tag cells of 4 rows change).
+  refresh; the tables render and add 500 rows each per frame, and each later step is timed
+  too); `steady` is a refresh where 1% of the members flip status; `failover` moves the leader
+  and the tag (the marks and tag cells of 4 rows change).
 - apply + paint: the same, plus the time until Textual is idle again (layout and repaint of the
   visible region), with pilot.pause(); an upper bound, since pause() adds its own scheduling.
-- key latency: `j` pressed while polls run back to back in the worker (each fetch waits 1 s of
-  simulated I/O, then builds the 5,000-row view), time from the key event to the cursor move
-  (the table's RowHighlighted message). Presses are spread over several poll cycles, so some
-  land while a snapshot is being applied.
+- key latency, after the first fill is complete: `j` pressed while polls run back to back in the
+  worker (each fetch waits 1 s of simulated I/O, then builds the 5,000-row view), time from the
+  key event to the cursor move (the table's RowHighlighted message). Presses are spread over
+  several poll cycles, so some land while a snapshot is being applied.
 
 Harness: time.perf_counter with repeated runs (median/min/max). pyperf runs functions in worker
 processes of its own and cannot drive a running Textual app's UI thread.
@@ -52,6 +53,7 @@ from tui.source import ClusterSource, Snapshot
 from tui.testing import TAG_KEY, FakeConsul, FakeStore
 from tui.widgets.keyed_table import ROWS_PER_STEP, KeyedTable
 from tui.widgets.members import MembersTable
+from tui.wiring import settle_heap
 
 SIZE = (160, 48)
 
@@ -225,6 +227,7 @@ async def apply_bench(n: int, repeat: int) -> tuple[dict[str, tuple[Stats, Stats
     moves = snapshots(n, repeat, failover=True)
     for round_ in range(max(3, repeat // 5)):
         app = app_for(LiveishSource(Cluster(n)), interval=3600)  # the timer never fires
+        settle_heap()  # as `tagjoin console` does before it starts the app
         async with app.run_test(size=SIZE) as pilot:
             await wait(pilot, lambda: app.applied >= 1, "the mount's refresh")  # noqa: B023
             # Throw the mount's view away: measure filling empty tables with a fresh app state.
@@ -277,8 +280,10 @@ async def key_bench(n: int, presses: int, delay: float, *, polling: bool) -> tup
 
     rng = random.Random(3)
     latencies: list[float] = []
+    settle_heap()  # as `tagjoin console` does before it starts the app
     async with app.run_test(size=SIZE, message_hook=hook) as pilot:
         await wait(pilot, lambda: app.applied >= 1, "the first refresh")
+        await wait(pilot, lambda: not any(t.filling for t in app.query(KeyedTable)), "the first fill")
         table = app.query_one(MembersTable)
         table.focus()
         await pilot.pause()

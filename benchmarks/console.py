@@ -61,7 +61,10 @@ def run(out_dir: Path, *, quick: bool = False) -> Section:
             "`ROWS_PER_STEP` per table, one step per frame (tui/widgets/keyed_table.py): before, the "
             "first refresh rendered and added all 10,000 rows at once and held the UI thread for ~0.76 s. "
             "The whole fill now takes longer in wall time (the `cold fill` row) while keys are answered "
-            "between steps; later refreshes diff by row key and render only rows whose data changed."
+            "between steps; later refreshes diff by row key and render only rows whose data changed. "
+            "The slowest steps are the cyclic GC's full passes; `tagjoin console` freezes the heap it has "
+            "built before the app starts (`tui/wiring.py:settle_heap`, which this benchmark calls too), "
+            "which cut those from 100-300 ms to under ~130 ms."
         )
         slow = [name for name, ms in applies if ms >= LIMIT_MS]
         if slow:

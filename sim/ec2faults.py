@@ -290,6 +290,9 @@ class Ec2Faults:
         """Called with every attempt, outside the plane's lock (it may read the world)."""
         self._observers.append(observer)
 
+    def remove_observer(self, observer: Observer) -> None:
+        self._observers.remove(observer)
+
     # -- arming -------------------------------------------------------------------------------
 
     def arm(self, action: str, count: int = 1, *, code: str = THROTTLE, status: int | None = None) -> None:

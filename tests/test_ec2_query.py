@@ -314,11 +314,14 @@ def test_many_holders_are_asked_for_within_the_filter_value_limit(rig: Rig) -> N
         if call.action == "DescribeInstances":
             values_per_call.append(sum(len(v) for v in call.filters.values()))
 
-    rig.server.faults.add_observer(count)
     store = TagStore(
         QueryEc2(rig.server.url, region, lambda: KEYS), Scope(cluster="c1"), clock=FakeClock(), rng=random.Random(1)
     )
-    assert ids(store.tagged_instances_by_tag_index()) == set(ours)
+    rig.server.faults.add_observer(count)
+    try:
+        assert ids(store.tagged_instances_by_tag_index()) == set(ours)
+    finally:
+        rig.server.faults.remove_observer(count)
     assert len(values_per_call) == 3 and max(values_per_call) == 200
     assert store.stats.calls == {"DescribeTags": 1, "DescribeInstances": 3}
     assert len(others) == 450

@@ -24,7 +24,9 @@ from core.ec2_api import (
     ApiFault,
     Ec2Api,
     Filter,
+    InstancePage,
     TagEntry,
+    TagPage,
     TransportFault,
 )
 from core.errors import ConfigError, Ec2Denied, Ec2Error, Ec2Throttled, InstanceNotFound
@@ -35,6 +37,7 @@ from core.text import one_line
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+PageT = TypeVar("PageT", InstancePage, TagPage)
 
 THROTTLING_CODES = frozenset(
     {"RequestLimitExceeded", "Throttling", "ThrottlingException", "EC2ThrottledException", "RequestThrottled"}
@@ -207,15 +210,16 @@ class TagStore:
             self.tag_index_denied = True
             return self.tagged_instances(key=key, value=value, states=states)
         holders = sorted({tag.resource_id for tag in entries})
-        others = [_tag_filter(tag_key, value), *self._scope_filters()]
+        tag_filter = _tag_filter(tag_key, value)
         # The holders of every cluster in the account, so possibly many: as many ids a call as the
-        # filter limit leaves room for.
-        room = _MAX_FILTER_VALUES - sum(len(f["Values"]) for f in others) - len(states or ())
+        # filter limit leaves room for beside the tag, scope and state filters.
+        others = [tag_filter, *self._scope_filters()]
+        room = max(1, _MAX_FILTER_VALUES - sum(len(f["Values"]) for f in others) - len(states or ()))
         found: list[Instance] = []
         for start in range(0, len(holders), room):
             # A filter, not InstanceIds: an id that has gone since DescribeTags must not fail the lookup.
             by_id: Filter = {"Name": "instance-id", "Values": holders[start : start + room]}
-            found.extend(self.instances([by_id, _tag_filter(tag_key, value)], states=states))
+            found.extend(self.instances([by_id, tag_filter], states=states))
         return found
 
     def instance_by_ip(self, ip: str) -> Instance:
@@ -281,24 +285,26 @@ class TagStore:
         A retried page resumes from the last token we saw, so a throttle on page 3 does not
         re-read pages 1 and 2.
         """
-        found: list[Instance] = []
-        token: str | None = None
-        while True:
-            page = self._call(DESCRIBE, partial(self.api.describe_instances, filters, instance_ids, token))
-            found.extend(page.instances)
-            token = page.next_token
-            if token is None:
-                return found
+        pages = self._every_page(DESCRIBE, partial(self.api.describe_instances, filters, instance_ids))
+        return [instance for page in pages for instance in page.instances]
 
     def _tag_entries(self, filters: Sequence[Filter]) -> list[TagEntry]:
-        entries: list[TagEntry] = []
+        return [
+            tag
+            for page in self._every_page(DESCRIBE_TAGS, partial(self.api.describe_tags, filters))
+            for tag in page.tags
+        ]
+
+    def _every_page(self, action: str, fetch: Callable[[str | None], PageT]) -> list[PageT]:
+        """Follow NextToken to the end; each page is one retried call of its own."""
+        pages: list[PageT] = []
         token: str | None = None
         while True:
-            page = self._call(DESCRIBE_TAGS, partial(self.api.describe_tags, filters, token))
-            entries.extend(page.tags)
+            page = self._call(action, partial(fetch, token))
+            pages.append(page)
             token = page.next_token
             if token is None:
-                return entries
+                return pages
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
         """Run one EC2 request with bounded, jittered retries on throttling and transient faults."""

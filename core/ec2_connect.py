@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from core.ec2_api import Ec2Api
 from core.errors import ConfigError
@@ -58,7 +58,7 @@ def lean_client(aws: AwsSettings, env: Mapping[str, str]) -> Ec2Api:
     if endpoint is None:
         raise NeedsBoto3(f"region {region} is outside the partitions the lean client knows")
     parts = urlsplit(endpoint)
-    if proxied(env, parts.scheme, (parts.hostname or "").lower(), _port(endpoint)):
+    if proxied(env, parts.scheme, (parts.hostname or "").lower(), _port(parts)):
         raise NeedsBoto3("an HTTP proxy")
     chain = CredentialChain(env, home=Path(env["HOME"]) if env.get("HOME") else None)
     try:
@@ -68,8 +68,8 @@ def lean_client(aws: AwsSettings, env: Mapping[str, str]) -> Ec2Api:
     return QueryEc2(endpoint, region, chain.get, ca_bundle=env.get("AWS_CA_BUNDLE") or None)
 
 
-def _port(url: str) -> int | None:
+def _port(parts: SplitResult) -> int | None:
     try:
-        return urlsplit(url).port
+        return parts.port
     except ValueError:
         return None  # QueryEc2 reports the bad port as a configuration error

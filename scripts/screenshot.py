@@ -23,7 +23,7 @@ from textual.pilot import Pilot
 from core.model import MemberStatus
 from sim.live import start_live
 from tui.app import ConsoleApp
-from tui.demo import DemoEndpoints
+from tui.demo import endpoints_of
 from tui.widgets.confirm import ConfirmScreen
 from tui.widgets.members import MembersTable
 from tui.wiring import ConsoleOptions, build_console, demo_settings
@@ -96,16 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, "demo")
     live = start_live(servers=3, clients=2, raft_multiplier=1)
     try:
-        env = live.environment()
-        endpoints = DemoEndpoints(
-            consul_address=live.consul_address,
-            ec2_endpoint=live.ec2_endpoint,
-            control_url=live.control_url,
-            region=live.region,
-            cluster=env["TAGJOIN_CLUSTER"],
-            tag_key=env["TAGJOIN_TAG_KEY"],
-        )
-        consul, aws, scope = demo_settings(endpoints)
+        consul, aws, scope = demo_settings(endpoints_of(live))
         built = build_console(consul, aws, scope, ConsoleOptions(interval=1.0), control_url=live.control_url)
         try:
             svg = asyncio.run(scene(built.app, (cols, rows)))

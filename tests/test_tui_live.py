@@ -17,7 +17,7 @@ from core.model import MemberStatus
 from sim.live import LiveSim, start_live
 from tui.actions import SPECS, ActionName, ReadOnlyError, Request
 from tui.app import ACTION_KEYS, ConsoleApp
-from tui.demo import DemoEndpoints
+from tui.demo import endpoints_of
 from tui.events import EventKind
 from tui.widgets.confirm import ConfirmScreen
 from tui.widgets.event_log import EventLog
@@ -46,16 +46,7 @@ def live(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveSim]:
 
 def console(live: LiveSim, *, read_only: bool = False, agent: str | None = None) -> Console:
     """What `tagjoin console --demo` builds; `agent` points it at another agent than the default."""
-    env = live.environment()
-    endpoints = DemoEndpoints(
-        consul_address=agent or live.consul_address,
-        ec2_endpoint=live.ec2_endpoint,
-        control_url=live.control_url,
-        region=live.region,
-        cluster=env["TAGJOIN_CLUSTER"],
-        tag_key=env["TAGJOIN_TAG_KEY"],
-    )
-    consul, aws, scope = demo_settings(endpoints)
+    consul, aws, scope = demo_settings(endpoints_of(live, consul_address=agent))
     options = ConsoleOptions(interval=INTERVAL, read_only=read_only)
     return build_console(consul, aws, scope, options, control_url=live.control_url)
 

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sim.live import LiveSim
 
 
 @dataclass(frozen=True)
@@ -27,10 +31,14 @@ def start_embedded(servers: int, clients: int) -> DemoEndpoints:
     """
     from sim.live import start_live
 
-    live = start_live(servers=servers, clients=clients, raft_multiplier=1)
+    return endpoints_of(start_live(servers=servers, clients=clients, raft_multiplier=1))
+
+
+def endpoints_of(live: LiveSim, *, consul_address: str | None = None) -> DemoEndpoints:
+    """Where a running simulated cluster listens; `consul_address` picks another agent than the default."""
     env = live.environment()
     return DemoEndpoints(
-        consul_address=live.consul_address,
+        consul_address=consul_address or live.consul_address,
         ec2_endpoint=live.ec2_endpoint,
         control_url=live.control_url,
         region=live.region,

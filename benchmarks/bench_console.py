@@ -43,17 +43,17 @@ import httpx
 from textual.message import Message
 from textual.widgets import DataTable
 
-from core.consul import ConsulClient
-from core.consul_settings import consul_settings_from_env
-from core.model import Instance
-from tui.actions import ActionService
-from tui.agents import TemplateAgents
-from tui.app import ConsoleApp
-from tui.source import ClusterSource, Snapshot
-from tui.testing import TAG_KEY, FakeConsul, FakeStore
-from tui.widgets.keyed_table import ROWS_PER_STEP, KeyedTable
-from tui.widgets.members import MembersTable
-from tui.wiring import settle_heap
+from tagjoin.core.consul.client import ConsulClient
+from tagjoin.core.consul.settings import consul_settings_from_env
+from tagjoin.core.model import Instance
+from tagjoin.tui.actions import ActionService
+from tagjoin.tui.agents import TemplateAgents
+from tagjoin.tui.app import ConsoleApp
+from tagjoin.tui.source import ClusterSource, Snapshot
+from tagjoin.tui.widgets.keyed_table import ROWS_PER_STEP, KeyedTable
+from tagjoin.tui.widgets.members import MembersTable
+from tagjoin.tui.wiring import settle_heap
+from tests.console_doubles import TAG_KEY, FakeConsul, FakeStore
 
 SIZE = (160, 48)
 

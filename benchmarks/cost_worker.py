@@ -41,8 +41,8 @@ def index_moto_tags() -> None:
 
 
 def measure(nodes: int, strategy: str, seed: int, change: str) -> dict[str, Any]:
-    from sim.ec2world import Ec2World
-    from sim.scenario import CLUSTER, TAG_KEY, ScenarioConfig, build
+    from tagjoin.sim.aws.ec2_account import Ec2World
+    from tagjoin.sim.harness.scenario import CLUSTER, TAG_KEY, ScenarioConfig, build
 
     servers = min(3, nodes)
     config = ScenarioConfig(

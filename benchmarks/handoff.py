@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import BENCH, Deadline, Section, Stats, Table, hyperfine_rounds, ratio, tool
-from sim.ec2faults import Ec2Call
-from sim.live import LiveSim, start_live
-from sim.scenario import TAG_KEY
+from tagjoin.sim.aws.ec2_faults import Ec2Call
+from tagjoin.sim.harness.scenario import TAG_KEY
+from tagjoin.sim.live.live_cluster import LiveSim, start_live
 
 FENCED = "fenced"
 NAIVE = "naive"

@@ -17,14 +17,14 @@ from random import Random
 from typing import TYPE_CHECKING
 
 from benchmarks.common import Section, Table, fmt_ms, hyperfine_rounds, ratio, tool
-from core.clock import SystemClock
-from core.ec2 import TagStore
-from core.ec2_boto import BotoEc2
-from core.settings import Scope
-from sim.ec2faults import Ec2Faults
-from sim.ec2world import Ec2World
-from sim.moto_server import MotoServer
-from sim.scenario import CLUSTER, TAG_KEY
+from tagjoin.core.aws.boto_ec2 import BotoEc2
+from tagjoin.core.aws.tag_store import TagStore
+from tagjoin.core.clock import SystemClock
+from tagjoin.core.settings import Scope
+from tagjoin.sim.aws.ec2_account import Ec2World
+from tagjoin.sim.aws.ec2_faults import Ec2Faults
+from tagjoin.sim.aws.moto_endpoint import MotoServer
+from tagjoin.sim.harness.scenario import CLUSTER, TAG_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import FilterTypeDef

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cProfile
 import sys
 
-from sim.scenario import ScenarioConfig, run_scenario
+from tagjoin.sim.harness.scenario import ScenarioConfig, run_scenario
 
 if __name__ == "__main__":
     out, seeds = sys.argv[1], int(sys.argv[2])

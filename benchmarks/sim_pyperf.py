@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyperf  # type: ignore[import-untyped]
 
-from sim.scenario import ScenarioConfig, run_scenario
+from tagjoin.sim.harness.scenario import ScenarioConfig, run_scenario
 
 SERVERS, CLIENTS, DURATION_MS = 3, 2, 60_000
 

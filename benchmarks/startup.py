@@ -13,9 +13,20 @@ from pathlib import Path
 
 from benchmarks.common import PYTHON, Section, Table, hyperfine_rounds, ratio, tool
 
-NODE_IMPORTS = "import core.cli, core.consul, core.ec2, core.ec2_connect, core.ec2_query, core.handoff"
+NODE_IMPORTS = (
+    "import tagjoin.core.cli, tagjoin.core.consul.client, tagjoin.core.aws.tag_store, tagjoin.core.aws.connect,"
+    " tagjoin.core.ec2_query, tagjoin.core.handoff"
+)
 # packages whose cumulative import time is reported (first occurrence at any depth)
-IMPORT_PARTS = ("httpx", "httpx._main", "core.consul", "core.ec2", "core.ec2_query", "http.client", "ssl")
+IMPORT_PARTS = (
+    "httpx",
+    "httpx._main",
+    "tagjoin.core.consul.client",
+    "tagjoin.core.aws.tag_store",
+    "tagjoin.core.ec2_query",
+    "http.client",
+    "ssl",
+)
 _LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 
 

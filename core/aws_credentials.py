@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TypeAlias
 from urllib.parse import urlsplit
 
-from core.errors import ConfigError, Ec2Error
-from core.proxies import proxied
+from tagjoin.core.errors import ConfigError, Ec2Error
+from tagjoin.core.proxies import proxied
 
 REFRESH_MARGIN = 5 * 60.0
 RETRY_PAUSE = 30.0

@@ -14,14 +14,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.argtypes import duration
-from core.errors import EXIT_FAILED, EXIT_USAGE, TagjoinError
+from tagjoin.core.argtypes import duration
+from tagjoin.core.errors import EXIT_FAILED, EXIT_USAGE, TagjoinError
 
 if TYPE_CHECKING:
-    from core.consul import ConsulClient
-    from core.consul_settings import ConsulSettings
-    from core.ec2 import TagStore
-    from core.settings import AwsSettings, Scope
+    from tagjoin.core.aws.tag_store import TagStore
+    from tagjoin.core.consul.client import ConsulClient
+    from tagjoin.core.consul.settings import ConsulSettings
+    from tagjoin.core.settings import AwsSettings, Scope
 
 CORE_COMMANDS = ("targets", "reconcile", "watch-handler", "keep", "status", "deploy-kit")
 PLUGIN_GROUP = "tagjoin.commands"
@@ -179,14 +179,14 @@ def aws_flags() -> argparse.ArgumentParser:
 
 def scope_settings(args: argparse.Namespace, tag_key: str | None = None) -> Scope:
     """The cluster scope from `aws_flags()` flags and the environment."""
-    from core.settings import scope_from_env
+    from tagjoin.core.settings import scope_from_env
 
     return scope_from_env(os.environ, tag_key=tag_key or args.tag_key, cluster=args.cluster)
 
 
 def aws_settings(args: argparse.Namespace, *, region: str | None = None, endpoint: str | None = None) -> AwsSettings:
     """EC2 settings from `aws_flags()` flags and the environment."""
-    from core.settings import aws_from_env
+    from tagjoin.core.settings import aws_from_env
 
     return aws_from_env(
         os.environ,
@@ -197,16 +197,16 @@ def aws_settings(args: argparse.Namespace, *, region: str | None = None, endpoin
 
 
 def _store(aws: AwsSettings, scope: Scope) -> TagStore:
-    from core.clock import SystemClock, system_random
-    from core.ec2 import TagStore
-    from core.ec2_connect import open_ec2
+    from tagjoin.core.aws.connect import open_ec2
+    from tagjoin.core.aws.tag_store import TagStore
+    from tagjoin.core.clock import SystemClock, system_random
 
     return TagStore(open_ec2(aws), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts)
 
 
 def consul_settings(args: argparse.Namespace) -> ConsulSettings:
     """Consul settings from `consul_flags()` flags and the CONSUL_* environment."""
-    from core.consul_settings import consul_settings_from_env
+    from tagjoin.core.consul.settings import consul_settings_from_env
 
     return consul_settings_from_env(
         os.environ,
@@ -222,7 +222,7 @@ def consul_settings(args: argparse.Namespace) -> ConsulSettings:
 
 
 def _consul(args: argparse.Namespace) -> ConsulClient:
-    from core.consul import ConsulClient
+    from tagjoin.core.consul.client import ConsulClient
 
     return ConsulClient(consul_settings(args))
 
@@ -231,8 +231,8 @@ def _consul(args: argparse.Namespace) -> ConsulClient:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    from core.discover import DiscoverSpec, local_addresses, parse_discover, select_targets
-    from core.errors import NothingToJoin
+    from tagjoin.core.discover import DiscoverSpec, local_addresses, parse_discover, select_targets
+    from tagjoin.core.errors import NothingToJoin
 
     spec = parse_discover(args.discover) if args.discover else DiscoverSpec()
     scope = scope_settings(args, spec.tag_key)
@@ -262,8 +262,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     import json
 
-    from core.clock import SystemClock
-    from core.handoff import Decision, run_pass
+    from tagjoin.core.clock import SystemClock
+    from tagjoin.core.handoff import Decision, run_pass
 
     aws = aws_settings(args)
     with _consul(args) as consul:
@@ -279,10 +279,10 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_watch_handler(args: argparse.Namespace) -> int:
-    from core.clock import SystemClock
-    from core.errors import ConfigError
-    from core.handoff import run_pass
-    from core.watch import PayloadError, parse_index, parse_payload
+    from tagjoin.core.clock import SystemClock
+    from tagjoin.core.errors import ConfigError
+    from tagjoin.core.handoff import run_pass
+    from tagjoin.core.watch_payload import PayloadError, parse_index, parse_payload
 
     index = parse_index(os.environ.get("CONSUL_INDEX"))
     trigger = f"index {index}" if index is not None else "no CONSUL_INDEX"
@@ -309,8 +309,8 @@ def cmd_watch_handler(args: argparse.Namespace) -> int:
 def cmd_keep(args: argparse.Namespace) -> int:
     import signal
 
-    from core.clock import SystemClock
-    from core.keeper import KeepConfig, Keeper
+    from tagjoin.core.clock import SystemClock
+    from tagjoin.core.keeper import KeepConfig, Keeper
 
     class Stop(Exception):
         pass
@@ -341,8 +341,8 @@ def cmd_keep(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from core.render import render_status
-    from core.view import Severity, build_view
+    from tagjoin.core.status_text import render_status
+    from tagjoin.core.view import Severity, build_view
 
     scope = scope_settings(args)
     store = _store(aws_settings(args), scope)
@@ -361,7 +361,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_deploy_kit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from core.deploykit import build_kit
+    from tagjoin.core.deploy_kit import build_kit
 
     scope = scope_settings(args)
     kit = build_kit(scope, region=args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))

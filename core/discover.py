@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from core.errors import ConfigError
-from core.model import Instance, parse_term
+from tagjoin.core.errors import ConfigError
+from tagjoin.core.model import Instance, parse_term
 
 ADDR_TYPES = ("private_v4", "public_v4")
 # Keys go-discover's AWS provider knows but we deliberately refuse, with the reason shown to the user.

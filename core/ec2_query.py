@@ -4,7 +4,7 @@ Why not boto3 here: a node command spends most of its life starting up, and impo
 and loading its EC2 service model costs ~0.2 s before the first request; this client costs a few
 ms. It sends the same form-encoded requests the aws CLI sends, signs them with SigV4, and reads
 the XML answers. What it does not implement (proxies, FIPS endpoints, assumed roles, SSO, …) is
-detected up front by `core.ec2_connect`, which then uses boto3 instead.
+detected up front by `tagjoin.core.aws.connect`, which then uses boto3 instead.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from core import sigv4
-from core.aws_credentials import Credentials
-from core.ec2_api import (
+from tagjoin.core.aws.ec2_api import (
     CREATE_TAGS,
     DELETE_TAGS,
     DESCRIBE,
@@ -32,9 +31,10 @@ from core.ec2_api import (
     TagPage,
     TransportFault,
 )
-from core.errors import ConfigError, Ec2Error
-from core.model import Instance
-from core.text import one_line
+from tagjoin.core.aws_credentials import Credentials
+from tagjoin.core.errors import ConfigError, Ec2Error
+from tagjoin.core.model import Instance
+from tagjoin.core.text import one_line
 
 API_VERSION = "2016-11-15"
 CONNECT_TIMEOUT = 5.0

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from core.clock import Clock
-from core.consul import ConsulClient
-from core.ec2 import TagStore
-from core.errors import BadResponse, NoLeader
-from core.model import AgentSelf, Instance, leader_address, parse_term
+from tagjoin.core.aws.tag_store import TagStore
+from tagjoin.core.clock import Clock
+from tagjoin.core.consul.client import ConsulClient
+from tagjoin.core.errors import BadResponse, NoLeader
+from tagjoin.core.model import AgentSelf, Instance, leader_address, parse_term
 
 
 class Decision(StrEnum):

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.clock import Clock
-from core.consul import ConsulClient, next_index
-from core.ec2 import TagStore
-from core.errors import ConsulError, Ec2Error
-from core.handoff import Report, run_pass
-from core.model import Instance
+from tagjoin.core.aws.tag_store import TagStore
+from tagjoin.core.clock import Clock
+from tagjoin.core.consul.client import ConsulClient, next_index
+from tagjoin.core.errors import ConsulError, Ec2Error
+from tagjoin.core.handoff import Report, run_pass
+from tagjoin.core.model import Instance
 
 
 @dataclass(frozen=True)

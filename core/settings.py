@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.ec2_api import Filter
-from core.errors import ConfigError
+from tagjoin.core.aws.ec2_api import Filter
+from tagjoin.core.errors import ConfigError
 
 DEFAULT_TAG_KEY = "consul-leader"
 DEFAULT_CLUSTER_TAG_KEY = "consul-cluster"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from core.model import Instance, Member, MemberStatus, leader_address
+from tagjoin.core.model import Instance, Member, MemberStatus, leader_address
 
 
 class Severity(IntEnum):

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/screenshot.py [--out docs/console.svg] [--size 160x44]
 
-Runs what `tagjoin console --demo` runs (sim.live + tui.wiring) headless under Textual's
+Runs what `tagjoin console --demo` runs (tagjoin.sim.live.live_cluster + tagjoin.tui.wiring) headless under Textual's
 pilot: waits for a leader holding the tag, makes the leader leave through the confirm dialog,
 waits for the new leader and the tag handoff, then saves Textual's SVG screenshot. Takes
 about 20 s; every wait is bounded.
@@ -20,13 +20,13 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from core.model import MemberStatus
-from sim.live import start_live
-from tui.app import ConsoleApp
-from tui.demo import endpoints_of
-from tui.widgets.confirm import ConfirmScreen
-from tui.widgets.members import MembersTable
-from tui.wiring import ConsoleOptions, build_console, demo_settings
+from tagjoin.core.model import MemberStatus
+from tagjoin.sim.live.live_cluster import start_live
+from tagjoin.tui.app import ConsoleApp
+from tagjoin.tui.demo import endpoints_of
+from tagjoin.tui.screens.confirm import ConfirmScreen
+from tagjoin.tui.widgets.members import MembersTable
+from tagjoin.tui.wiring import ConsoleOptions, build_console, demo_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.argtypes import count, positive
-from core.errors import ConfigError
+from tagjoin.core.argtypes import count, positive
+from tagjoin.core.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 def _fault_kinds(text: str) -> tuple[str, ...]:
-    from sim.scenario import FAULT_KINDS
+    from tagjoin.sim.harness.scenario import FAULT_KINDS
 
     if text == "all":
         return FAULT_KINDS
@@ -59,11 +59,11 @@ def _fault_kinds(text: str) -> tuple[str, ...]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sim.metrics import summarise
-    from sim.record import Recording
-    from sim.report import render_text, render_violations, to_json
-    from sim.scenario import ScenarioConfig, run_scenario
-    from sim.timeline import render_svg
+    from tagjoin.sim.harness.metrics import summarise
+    from tagjoin.sim.harness.recording import Recording
+    from tagjoin.sim.harness.scenario import ScenarioConfig, run_scenario
+    from tagjoin.sim.harness.sweep_report import render_text, render_violations, to_json
+    from tagjoin.sim.harness.timeline_svg import render_svg
 
     faults = _fault_kinds(args.faults)
     strategies = ("fenced", "naive") if args.strategy == "both" else (args.strategy,)
@@ -122,7 +122,7 @@ def _pick_for_svg(recordings: list[Any], seed: int | None) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sim.serve import serve_forever
+    from tagjoin.sim.live.serve import serve_forever
 
     return serve_forever(
         servers=args.servers,

@@ -23,9 +23,9 @@ import botocore.session
 import pytest
 from botocore.exceptions import PartialCredentialsError, ProfileNotFound
 
-from core.aws_credentials import RETRY_PAUSE, CredentialChain, Credentials, NeedsBotocore
-from core.errors import ConfigError, Ec2Error
-from sim.moto_server import MotoServer
+from tagjoin.core.aws_credentials import RETRY_PAUSE, CredentialChain, Credentials, NeedsBotocore
+from tagjoin.core.errors import ConfigError, Ec2Error
+from tagjoin.sim.aws.moto_endpoint import MotoServer
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzSECRETz"
 TOKEN = "FwoGZXIvYXdzEXAMPLEzTOKENz"

@@ -16,8 +16,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.ec2world import REGION, World, build_world
 from tests.fake_agent import SELF_SERVER, FakeAgent, Reply, closed_port, serve_tcp
+from tests.moto_world import REGION, World, build_world
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "consul-leader"
@@ -31,7 +31,7 @@ class Rig:
 
     def run(self, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "core.cli", *args],
+            [sys.executable, "-m", "tagjoin.core.cli", *args],
             input=stdin,
             capture_output=True,
             text=True,
@@ -262,7 +262,7 @@ def test_keep_reconciles_then_stops_cleanly_on_sigterm(rig: Rig) -> None:
     rig.world.launch("10.0.1.20", cluster="c1", tags={KEY: "2"})
     new = rig.world.launch("10.0.1.10", cluster="c1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "keep", "--interval", "100ms", "--anti-entropy", "1s"],
+        [sys.executable, "-m", "tagjoin.core.cli", "keep", "--interval", "100ms", "--anti-entropy", "1s"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

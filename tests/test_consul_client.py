@@ -12,16 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.consul import ConsulClient, next_index
-from core.consul_settings import ConsulSettings, consul_settings_from_env
-from core.errors import (
+from tagjoin.core.consul.client import ConsulClient, next_index
+from tagjoin.core.consul.settings import ConsulSettings, consul_settings_from_env
+from tagjoin.core.errors import (
     AclDenied,
     BadResponse,
     ConsulRateLimited,
     ConsulUnreachable,
     NoLeader,
 )
-from core.model import AgentSelf, CatalogNode, HealthCheck, Member, MemberStatus
+from tagjoin.core.model import AgentSelf, CatalogNode, HealthCheck, Member, MemberStatus
 from tests.fake_agent import (
     CATALOG_NODES,
     LEADER_ADDR,

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from core.consul_settings import (
+from tagjoin.core.consul.settings import (
     DEFAULT_TIMEOUT,
     ConsulSettings,
     build_http_client,
     consul_settings_from_env,
     ssl_context,
 )
-from core.errors import ConfigError
+from tagjoin.core.errors import ConfigError
 from tests.fake_agent import make_tls_files
 
 SECRET = "b3a9f0c2-5e1d-4c7a-9f8e-secret-token"

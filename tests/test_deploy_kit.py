@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from core.deploykit import build_kit, iam_policy, watch_config
-from core.settings import Scope
+from tagjoin.core.deploy_kit import build_kit, iam_policy, watch_config
+from tagjoin.core.settings import Scope
 
 
 def test_iam_policy_scopes_writes_to_cluster_and_tag_key() -> None:

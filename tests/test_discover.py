@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from core.discover import Source, local_addresses, parse_discover, select_targets
-from core.errors import ConfigError
-from core.model import Instance
+from tagjoin.core.discover import Source, local_addresses, parse_discover, select_targets
+from tagjoin.core.errors import ConfigError
+from tagjoin.core.model import Instance
 
 
 def inst(iid: str, ip: str, tag: str | None = None, state: str = "running", public: str | None = None) -> Instance:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from core.ec2_boto import BotoEc2
-from core.ec2_connect import open_ec2
-from core.ec2_query import QueryEc2
-from core.errors import ConfigError
-from core.settings import AwsSettings
+from tagjoin.core.aws.boto_ec2 import BotoEc2
+from tagjoin.core.aws.connect import open_ec2
+from tagjoin.core.ec2_query import QueryEc2
+from tagjoin.core.errors import ConfigError
+from tagjoin.core.settings import AwsSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 AWS = AwsSettings(region="eu-west-1", endpoint_url="http://127.0.0.1:9")
@@ -80,9 +80,9 @@ def test_bad_choice_and_missing_region(tmp_path: Path) -> None:
 def test_lean_path_never_imports_botocore(tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "from core.settings import AwsSettings\n"
-        "from core.ec2_connect import open_ec2\n"
-        "import core.cli, core.ec2, core.discover, core.handoff\n"
+        "from tagjoin.core.settings import AwsSettings\n"
+        "from tagjoin.core.aws.connect import open_ec2\n"
+        "import tagjoin.core.cli, tagjoin.core.aws.tag_store, tagjoin.core.discover, tagjoin.core.handoff\n"
         f"api = open_ec2(AwsSettings(region='eu-west-1', endpoint_url='http://127.0.0.1:9'), {env(tmp_path)!r})\n"
         "print(type(api).__name__, sorted({m.split('.')[0] for m in sys.modules} & {'boto3', 'botocore'}))\n"
     )

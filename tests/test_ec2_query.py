@@ -12,16 +12,16 @@ from typing import Any
 import boto3
 import pytest
 
-from core.aws_credentials import Credentials
-from core.ec2 import TagStore
-from core.ec2_api import ApiFault, Ec2Api, Filter, TransportFault
-from core.ec2_boto import BotoEc2
-from core.ec2_query import QueryEc2, default_endpoint
-from core.errors import ConfigError, Ec2Error, Ec2Throttled, InstanceNotFound
-from core.settings import Scope
-from sim.ec2faults import Ec2Faults
-from sim.moto_server import MotoServer
-from tests.ec2world import FakeClock, World, build_world, ids
+from tagjoin.core.aws.boto_ec2 import BotoEc2
+from tagjoin.core.aws.ec2_api import ApiFault, Ec2Api, Filter, TransportFault
+from tagjoin.core.aws.tag_store import TagStore
+from tagjoin.core.aws_credentials import Credentials
+from tagjoin.core.ec2_query import QueryEc2, default_endpoint
+from tagjoin.core.errors import ConfigError, Ec2Error, Ec2Throttled, InstanceNotFound
+from tagjoin.core.settings import Scope
+from tagjoin.sim.aws.ec2_faults import Ec2Faults
+from tagjoin.sim.aws.moto_endpoint import MotoServer
+from tests.moto_world import FakeClock, World, build_world, ids
 
 REGION = "sa-east-1"
 LEADER = "consul-leader"

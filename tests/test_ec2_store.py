@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from core.ec2 import Ec2Stats, TagStore
-from core.ec2_boto import BotoEc2, make_ec2_client
-from core.errors import ConfigError, Ec2Error, Ec2Throttled, InstanceNotFound
-from core.settings import AwsSettings, Scope
-from tests.ec2world import CLUSTER_TAG, REGION, Ec2Faults, FakeClock, World, build_world, ids
+from tagjoin.core.aws.boto_ec2 import BotoEc2, make_ec2_client
+from tagjoin.core.aws.tag_store import Ec2Stats, TagStore
+from tagjoin.core.errors import ConfigError, Ec2Error, Ec2Throttled, InstanceNotFound
+from tagjoin.core.settings import AwsSettings, Scope
+from tests.moto_world import CLUSTER_TAG, REGION, Ec2Faults, FakeClock, World, build_world, ids
 
 LEADER = "consul-leader"
 PAGING_REGION = "eu-west-1"  # its own moto backend, so the 150 instances stay out of the main world

@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from core.consul import ConsulClient
-from core.consul_settings import consul_settings_from_env
-from core.ec2 import TagStore
-from core.ec2_boto import BotoEc2, make_ec2_client
-from core.errors import Ec2Throttled, InstanceNotFound
-from core.handoff import Checkpoint, Decision, Report, handoff_pass, plan, run_pass
-from core.model import AgentSelf, Instance
-from core.settings import AwsSettings, Scope
-from tests.ec2world import REGION, Ec2Faults, FakeClock, World, build_world
+from tagjoin.core.aws.boto_ec2 import BotoEc2, make_ec2_client
+from tagjoin.core.aws.tag_store import TagStore
+from tagjoin.core.consul.client import ConsulClient
+from tagjoin.core.consul.settings import consul_settings_from_env
+from tagjoin.core.errors import Ec2Throttled, InstanceNotFound
+from tagjoin.core.handoff import Checkpoint, Decision, Report, handoff_pass, plan, run_pass
+from tagjoin.core.model import AgentSelf, Instance
+from tagjoin.core.settings import AwsSettings, Scope
 from tests.fake_agent import SELF_SERVER, FakeAgent, Reply, serve_tcp
+from tests.moto_world import REGION, Ec2Faults, FakeClock, World, build_world
 
 KEY = "consul-leader"
 LEADER_IP = "10.0.1.10"  # the fake agent's own address; it is the leader in term 3
@@ -199,7 +199,7 @@ def test_plan_is_pure_and_deletes_only_with_the_value_seen() -> None:
         Instance("i-a", "10.0.1.5", None, "running", {KEY: "8"}),
         Instance("i-b", "10.0.1.6", None, "running", {KEY: "true"}),
     )
-    from core.handoff import Observation
+    from tagjoin.core.handoff import Observation
 
     obs = Observation(me, confirmed=True, own=own, tagged=others)
     p = plan(obs, KEY)

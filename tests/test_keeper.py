@@ -9,15 +9,15 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from core.consul import ConsulClient
-from core.consul_settings import consul_settings_from_env
-from core.ec2 import TagStore
-from core.ec2_boto import BotoEc2, make_ec2_client
-from core.handoff import Decision
-from core.keeper import KeepConfig, Keeper
-from core.settings import AwsSettings, Scope
-from tests.ec2world import REGION, FakeClock, build_world
+from tagjoin.core.aws.boto_ec2 import BotoEc2, make_ec2_client
+from tagjoin.core.aws.tag_store import TagStore
+from tagjoin.core.consul.client import ConsulClient
+from tagjoin.core.consul.settings import consul_settings_from_env
+from tagjoin.core.handoff import Decision
+from tagjoin.core.keeper import KeepConfig, Keeper
+from tagjoin.core.settings import AwsSettings, Scope
 from tests.fake_agent import CHECKS, SELF_SERVER, FakeAgent, serve_tcp
+from tests.moto_world import REGION, FakeClock, build_world
 
 KEY = "consul-leader"
 

@@ -14,11 +14,11 @@ import consul
 import httpx
 import pytest
 
-from sim.agent_api import AclConfig, AgentApi, ApiRequest, Block
-from sim.cluster import Cluster, build_cluster
-from sim.godur import format_ms, parse_duration_ns
-from sim.http_server import ClusterHttp, serve_cluster
-from sim.realtime import PacedDriver
+from tagjoin.sim.consul.cluster import Cluster, build_cluster
+from tagjoin.sim.consul.go_duration import format_ms, parse_duration_ns
+from tagjoin.sim.consul.http_api import AclConfig, AgentApi, ApiRequest, Block
+from tagjoin.sim.live.agent_servers import ClusterHttp, serve_cluster
+from tagjoin.sim.live.paced_driver import PacedDriver
 
 BOOT_MS = 30_000
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.model import MemberStatus
-from sim.catalog import CRITICAL, PASSING, SERF_FAILED_OUTPUT
-from sim.cluster import Cluster, ClusterConfig, build_cluster
-from sim.events import (
+from tagjoin.core.model import MemberStatus
+from tagjoin.sim.consul.catalog import CRITICAL, PASSING, SERF_FAILED_OUTPUT
+from tagjoin.sim.consul.cluster import Cluster, ClusterConfig, build_cluster
+from tagjoin.sim.consul.cluster_events import (
     LeaderElected,
     LeadershipLost,
     MemberChanged,
@@ -16,9 +16,9 @@ from sim.events import (
     NodeShutdown,
     WatchFired,
 )
-from sim.leader import ConsulTimings
-from sim.raft import CANDIDATE, FOLLOWER, LEADER
-from sim.serf import JoinFailed, NoSuchMember
+from tagjoin.sim.consul.raft import CANDIDATE, FOLLOWER, LEADER
+from tagjoin.sim.consul.serf import JoinFailed, NoSuchMember
+from tagjoin.sim.consul.server_duties import ConsulTimings
 
 HT5 = 5000  # heartbeat = election timeout at raft_multiplier 5
 

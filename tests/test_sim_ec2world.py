@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from sim.ec2faults import Ec2Call, Ec2Faults, TokenBucket
-from sim.ec2world import CLUSTER_SUBNET_CIDR, Ec2World
-from sim.moto_server import MotoServer
+from tagjoin.sim.aws.ec2_account import CLUSTER_SUBNET_CIDR, Ec2World
+from tagjoin.sim.aws.ec2_faults import Ec2Call, Ec2Faults, TokenBucket
+from tagjoin.sim.aws.moto_endpoint import MotoServer
 
 LEADER = "consul-leader"
 AWS_CLI = Path(sys.executable).with_name("aws")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import Clock
-from sim.cluster import build_cluster
-from sim.engine import Engine, SimClock, SimulationRunaway, Streams
-from sim.realtime import PacedDriver
+from tagjoin.core.clock import Clock
+from tagjoin.sim.consul.cluster import build_cluster
+from tagjoin.sim.kernel.engine import Engine, SimClock, SimulationRunaway, Streams
+from tagjoin.sim.live.paced_driver import PacedDriver
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -131,7 +131,7 @@ def test_streams_are_independent_and_reproducible() -> None:
 
 
 def test_stream_seeds_do_not_depend_on_python_hash_salt() -> None:
-    code = "from sim.engine import Streams; print(Streams(7).seed_for('raft.timer', 'node-1'))"
+    code = "from tagjoin.sim.kernel.engine import Streams; print(Streams(7).seed_for('raft.timer', 'node-1'))"
     outputs = set()
     for salt in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": salt, "PYTHONPATH": str(ROOT)}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.live import LiveSim, start_live
+from tagjoin.sim.live.live_cluster import LiveSim, start_live
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -66,7 +66,7 @@ def env_for(live: LiveSim) -> dict[str, str]:
 
 def tagjoin(live: LiveSim, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args],
+        [sys.executable, "-m", "tagjoin.core.cli", *args],
         capture_output=True,
         text=True,
         env=env_for(live),

@@ -8,11 +8,21 @@ from dataclasses import replace
 
 import pytest
 
-from core.model import MemberStatus
-from sim.ec2world import Ec2World
-from sim.metrics import summarise
-from sim.record import Recording
-from sim.scenario import CLUSTER, FAULT_KINDS, TAG_KEY, Scenario, ScenarioConfig, build, finish, reboot, run_scenario
+from tagjoin.core.model import MemberStatus
+from tagjoin.sim.aws.ec2_account import Ec2World
+from tagjoin.sim.harness.metrics import summarise
+from tagjoin.sim.harness.recording import Recording
+from tagjoin.sim.harness.scenario import (
+    CLUSTER,
+    FAULT_KINDS,
+    TAG_KEY,
+    Scenario,
+    ScenarioConfig,
+    build,
+    finish,
+    reboot,
+    run_scenario,
+)
 
 # Seeds whose schedules exposed bugs while the driver was built: 3 (a pause meant to fall after the
 # first API call of a pass fell before it), 1 (a leader that stays crashed was never judged for
@@ -120,7 +130,7 @@ def test_walkthrough_graceful_leave_tag_moves_old_node_rejoins_from_the_tag(quie
 
 def test_core_handoff_over_simulated_agents(quiet: Scenario) -> None:
     """core's pass, driven directly against the simulated agents' HTTP API and moto."""
-    from core.handoff import Decision, run_pass
+    from tagjoin.core.handoff import Decision, run_pass
 
     s = quiet
     s.cluster.engine.run_until(15_000)

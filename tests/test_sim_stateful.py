@@ -9,8 +9,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from sim.ec2world import Ec2World
-from sim.scenario import CLUSTER, ScenarioConfig, build, finish, reboot
+from tagjoin.sim.aws.ec2_account import Ec2World
+from tagjoin.sim.harness.scenario import CLUSTER, ScenarioConfig, build, finish, reboot
 
 SAFETY = {"S1", "S2", "S3", "S4"}
 

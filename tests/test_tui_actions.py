@@ -9,14 +9,14 @@ from collections.abc import Sequence
 import httpx
 import pytest
 
-from core.errors import ConfigError, TagjoinError
-from core.handoff import Decision, Plan, Report
-from core.model import MemberStatus
-from tui.actions import SPECS, ActionName, ActionService, ActionUnavailable, Aim, ReadOnlyError, Request, Target
-from tui.agents import TemplateAgents
-from tui.demo_control import DemoControl
-from tui.rejoin import RejoinCommand
-from tui.testing import FakeConsul
+from tagjoin.core.errors import ConfigError, TagjoinError
+from tagjoin.core.handoff import Decision, Plan, Report
+from tagjoin.core.model import MemberStatus
+from tagjoin.tui.actions import SPECS, ActionName, ActionService, ActionUnavailable, Aim, ReadOnlyError, Request, Target
+from tagjoin.tui.agents import TemplateAgents
+from tagjoin.tui.demo_control import DemoControl
+from tagjoin.tui.rejoin import RejoinCommand
+from tests.console_doubles import FakeConsul
 
 ALIVE = Target("node-2", "10.0.1.2", MemberStatus.ALIVE, "server", "i-2")
 FAILED = Target("node-3", "10.0.1.3", MemberStatus.FAILED, "server", "i-3")

@@ -16,20 +16,20 @@ from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input
 from textual.widgets.data_table import ColumnKey
 
-from core.model import Member, MemberStatus
-from tui.actions import ActionName, ActionService, ReadOnlyError
-from tui.agents import TemplateAgents
-from tui.app import ConsoleApp
-from tui.demo_control import DemoControl
-from tui.events import EventKind
-from tui.source import Snapshot
-from tui.testing import TAG_KEY, FakeConsul, FixedClock, ScriptedSource, failed, instance, member, snapshot
-from tui.widgets.confirm import ConfirmScreen
-from tui.widgets.event_log import EventLog
-from tui.widgets.header import StatusHeader
-from tui.widgets.help import HelpScreen
-from tui.widgets.keyed_table import ROWS_PER_STEP, KeyedTable
-from tui.widgets.members import MembersTable
+from tagjoin.core.model import Member, MemberStatus
+from tagjoin.tui.actions import ActionName, ActionService, ReadOnlyError
+from tagjoin.tui.agents import TemplateAgents
+from tagjoin.tui.app import ConsoleApp
+from tagjoin.tui.demo_control import DemoControl
+from tagjoin.tui.log_entries import EventKind
+from tagjoin.tui.screens.confirm import ConfirmScreen
+from tagjoin.tui.screens.help import HelpScreen
+from tagjoin.tui.source import Snapshot
+from tagjoin.tui.widgets.event_log import EventLog
+from tagjoin.tui.widgets.header import StatusHeader
+from tagjoin.tui.widgets.keyed_table import ROWS_PER_STEP, KeyedTable
+from tagjoin.tui.widgets.members import MembersTable
+from tests.console_doubles import TAG_KEY, FakeConsul, FixedClock, ScriptedSource, failed, instance, member, snapshot
 
 T0 = 1_700_000_000.0
 SIZE = (130, 36)

@@ -6,13 +6,13 @@ import argparse
 
 import pytest
 
-from core.consul_settings import ConsulSettings, consul_settings_from_env
-from core.errors import ConfigError
-from core.settings import AwsSettings, Scope
-from tui.app import ConsoleApp
-from tui.cli import register
-from tui.demo import DemoEndpoints
-from tui.wiring import ConsoleOptions, build_console
+from tagjoin.core.consul.settings import ConsulSettings, consul_settings_from_env
+from tagjoin.core.errors import ConfigError
+from tagjoin.core.settings import AwsSettings, Scope
+from tagjoin.tui.app import ConsoleApp
+from tagjoin.tui.cli import register
+from tagjoin.tui.demo import DemoEndpoints
+from tagjoin.tui.wiring import ConsoleOptions, build_console
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,8 +77,8 @@ def test_demo_runs_the_console_on_the_embedded_cluster_and_stops_it(monkeypatch:
         built.append((consul.display_address, aws.endpoint_url, scope, control_url))
         return Broken()
 
-    monkeypatch.setattr("tui.demo.start_embedded", start)
-    monkeypatch.setattr("tui.wiring.build_console", build)
+    monkeypatch.setattr("tagjoin.tui.demo.start_embedded", start)
+    monkeypatch.setattr("tagjoin.tui.wiring.build_console", build)
     args = parser().parse_args(["console", "--demo", "--servers", "5", "--clients", "1"])
     with pytest.raises(RuntimeError, match="the screen failed"):
         args.handler(args)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from core.model import Instance, Member, MemberStatus
-from core.view import Severity
-from tui.events import Event, EventKind, Tracker, fmt_secs, observe
-from tui.source import Snapshot
-from tui.testing import TAG_KEY, failed, instance, member, snapshot
+from tagjoin.core.model import Instance, Member, MemberStatus
+from tagjoin.core.view import Severity
+from tagjoin.tui.log_entries import Event, EventKind, Tracker, fmt_secs, observe
+from tagjoin.tui.source import Snapshot
+from tests.console_doubles import TAG_KEY, failed, instance, member, snapshot
 
 T0 = 1_000.0
 IPS = {"node-1": "10.0.1.1", "node-2": "10.0.1.2", "node-3": "10.0.1.3"}

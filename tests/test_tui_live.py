@@ -1,7 +1,7 @@
 """The console end to end on the embedded cluster: real HTTP agents, moto EC2, the control API.
 
-The app is built exactly as `tagjoin console --demo` builds it (tui.wiring), on a simulated
-cluster paced to the wall clock (sim.live). Every wait polls a condition, bounded in rounds
+The app is built exactly as `tagjoin console --demo` builds it (tagjoin.tui.wiring), on a simulated
+cluster paced to the wall clock (tagjoin.sim.live.live_cluster). Every wait polls a condition, bounded in rounds
 and wall time; the cluster's ground truth (sim's Raft leader, the EC2 tag) is the referee.
 """
 
@@ -13,18 +13,18 @@ from collections.abc import Callable, Iterator
 import pytest
 from textual.pilot import Pilot
 
-from core.model import MemberStatus
-from sim.live import LiveSim, start_live
-from tui.actions import SPECS, ActionName, ReadOnlyError, Request
-from tui.app import ACTION_KEYS, ConsoleApp
-from tui.demo import endpoints_of
-from tui.events import EventKind
-from tui.widgets.confirm import ConfirmScreen
-from tui.widgets.event_log import EventLog
-from tui.widgets.header import StatusHeader
-from tui.widgets.leader_bar import LeaderBar
-from tui.widgets.members import MembersTable
-from tui.wiring import Console, ConsoleOptions, build_console, demo_settings
+from tagjoin.core.model import MemberStatus
+from tagjoin.sim.live.live_cluster import LiveSim, start_live
+from tagjoin.tui.actions import SPECS, ActionName, ReadOnlyError, Request
+from tagjoin.tui.app import ACTION_KEYS, ConsoleApp
+from tagjoin.tui.demo import endpoints_of
+from tagjoin.tui.log_entries import EventKind
+from tagjoin.tui.screens.confirm import ConfirmScreen
+from tagjoin.tui.widgets.event_log import EventLog
+from tagjoin.tui.widgets.header import StatusHeader
+from tagjoin.tui.widgets.leader_bar import LeaderBar
+from tagjoin.tui.widgets.members import MembersTable
+from tagjoin.tui.wiring import Console, ConsoleOptions, build_console, demo_settings
 
 SIZE = (160, 48)
 SPEED = 2.0  # virtual seconds per wall second: a leave's 8 s drain takes 4 s

@@ -11,12 +11,12 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from core.model import MemberStatus
-from tui.actions import ActionService
-from tui.agents import TemplateAgents
-from tui.app import ConsoleApp
-from tui.source import Snapshot
-from tui.testing import TAG_KEY, FakeConsul, FixedClock, ScriptedSource, instance, member, snapshot
+from tagjoin.core.model import MemberStatus
+from tagjoin.tui.actions import ActionService
+from tagjoin.tui.agents import TemplateAgents
+from tagjoin.tui.app import ConsoleApp
+from tagjoin.tui.source import Snapshot
+from tests.console_doubles import TAG_KEY, FakeConsul, FixedClock, ScriptedSource, instance, member, snapshot
 
 T0 = 1_700_000_000.0
 SIZE = (130, 36)

@@ -8,18 +8,18 @@ import httpx
 import pytest
 from moto import mock_aws
 
-from core.clock import SystemClock
-from core.consul import ConsulClient
-from core.consul_settings import consul_settings_from_env
-from core.ec2 import TagStore
-from core.ec2_boto import BotoEc2, make_ec2_client
-from core.model import AgentSelf, MemberStatus
-from core.settings import AwsSettings, Scope
-from tests.ec2world import REGION, build_world
-from tui.agents import DemoAgents, TemplateAgents
-from tui.demo_control import DemoControl
-from tui.source import ClusterSource
-from tui.testing import TAG_KEY, FakeConsul, FakeStore, FixedClock, instance, member
+from tagjoin.core.aws.boto_ec2 import BotoEc2, make_ec2_client
+from tagjoin.core.aws.tag_store import TagStore
+from tagjoin.core.clock import SystemClock
+from tagjoin.core.consul.client import ConsulClient
+from tagjoin.core.consul.settings import consul_settings_from_env
+from tagjoin.core.model import AgentSelf, MemberStatus
+from tagjoin.core.settings import AwsSettings, Scope
+from tagjoin.tui.agents import DemoAgents, TemplateAgents
+from tagjoin.tui.demo_control import DemoControl
+from tagjoin.tui.source import ClusterSource
+from tests.console_doubles import TAG_KEY, FakeConsul, FakeStore, FixedClock, instance, member
+from tests.moto_world import REGION, build_world
 
 
 def cluster() -> tuple[FakeConsul, FakeStore]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tui.testing import TAG_KEY, instance, member, snapshot
-from tui.timeline import Cell, History, Sample, buckets, sample_of
+from tagjoin.tui.leader_history import Cell, History, Sample, buckets, sample_of
+from tests.console_doubles import TAG_KEY, instance, member, snapshot
 
 B, N, L, T, U, X = Cell.BOTH, Cell.NONE, Cell.LEADER, Cell.TAG, Cell.UNKNOWN, Cell.BEFORE
 
@@ -61,8 +61,8 @@ def test_finished_buckets_do_not_change_as_time_passes() -> None:
 
 
 def test_timeline_names_are_not_cut_to_a_shared_prefix() -> None:
-    from tui.style import Palette
-    from tui.widgets.timeline import timeline_text
+    from tagjoin.tui.style import Palette
+    from tagjoin.tui.widgets.timeline_strip import timeline_text
 
     samples = [s(1, "ip-10-0-1-10", "ip-10-0-1-10"), s(6, "ip-10-0-1-100", "ip-10-0-1-100")]
     text = timeline_text(samples, now=10, width=40, bucket=5, max_gap=15, palette=Palette()).plain

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from core.model import Instance, Member, MemberStatus
-from core.view import Severity, build_view
+from tagjoin.core.model import Instance, Member, MemberStatus
+from tagjoin.core.view import Severity, build_view
 
 KEY = "consul-leader"
 

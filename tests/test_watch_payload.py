@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.watch import PayloadError, WatchKind, parse_index, parse_payload
+from tagjoin.core.watch_payload import PayloadError, WatchKind, parse_index, parse_payload
 
 
 def test_nodes_payload() -> None:

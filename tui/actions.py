@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
-from core.errors import ConsulUnreachable, TagjoinError
-from core.handoff import Report
-from core.model import MemberStatus
-from core.view import NodeRow
-from tui.demo_control import DemoControl
-from tui.ports import AgentResolver, ConsulApi
-from tui.rejoin import RejoinCommand
+from tagjoin.core.errors import ConsulUnreachable, TagjoinError
+from tagjoin.core.handoff import Report
+from tagjoin.core.model import MemberStatus
+from tagjoin.core.view import NodeRow
+from tagjoin.tui.demo_control import DemoControl
+from tagjoin.tui.ports import AgentResolver, ConsulApi
+from tagjoin.tui.rejoin import RejoinCommand
 
 
 class ReadOnlyError(TagjoinError):

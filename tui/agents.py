@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from core.errors import ConfigError, TagjoinError
-from tui.demo_control import DemoControl
+from tagjoin.core.errors import ConfigError, TagjoinError
+from tagjoin.tui.demo_control import DemoControl
 
 DEFAULT_AGENT_TEMPLATE = "http://{address}:8500"
 

@@ -21,24 +21,24 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, get_current_worker
 
-from core.errors import TagjoinError
-from core.model import MemberStatus
-from core.view import ClusterView, NodeRow, Severity
-from tui.actions import SPECS, ActionName, ActionService, Aim, Request, Target
-from tui.commands import ConsoleCommands, PaletteCommand
-from tui.events import Event, EventKind, Tracker, observe
-from tui.source import Snapshot, SnapshotSource
-from tui.style import Palette
-from tui.timeline import History, sample_of
-from tui.widgets.confirm import ConfirmScreen
-from tui.widgets.event_log import EventLog
-from tui.widgets.findings import FindingsPanel
-from tui.widgets.header import Freshness, StatusHeader
-from tui.widgets.help import HelpLine, HelpScreen
-from tui.widgets.instances import InstancesTable
-from tui.widgets.leader_bar import LeaderBar, leader_text
-from tui.widgets.members import MembersTable
-from tui.widgets.timeline import TimelineStrip
+from tagjoin.core.errors import TagjoinError
+from tagjoin.core.model import MemberStatus
+from tagjoin.core.view import ClusterView, NodeRow, Severity
+from tagjoin.tui.actions import SPECS, ActionName, ActionService, Aim, Request, Target
+from tagjoin.tui.commands import ConsoleCommands, PaletteCommand
+from tagjoin.tui.leader_history import History, sample_of
+from tagjoin.tui.log_entries import Event, EventKind, Tracker, observe
+from tagjoin.tui.screens.confirm import ConfirmScreen
+from tagjoin.tui.screens.help import HelpLine, HelpScreen
+from tagjoin.tui.source import Snapshot, SnapshotSource
+from tagjoin.tui.style import Palette
+from tagjoin.tui.widgets.event_log import EventLog
+from tagjoin.tui.widgets.findings import FindingsPanel
+from tagjoin.tui.widgets.header import Freshness, StatusHeader
+from tagjoin.tui.widgets.instances import InstancesTable
+from tagjoin.tui.widgets.leader_bar import LeaderBar, leader_text
+from tagjoin.tui.widgets.members import MembersTable
+from tagjoin.tui.widgets.timeline_strip import TimelineStrip
 
 
 class SnapshotReady(Message):

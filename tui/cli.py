@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.argtypes import count, duration, positive
-from core.cli import aws_flags, aws_settings, consul_flags, consul_settings, scope_settings
-from tui.agents import DEFAULT_AGENT_TEMPLATE
+from tagjoin.core.argtypes import count, duration, positive
+from tagjoin.core.cli import aws_flags, aws_settings, consul_flags, consul_settings, scope_settings
+from tagjoin.tui.agents import DEFAULT_AGENT_TEMPLATE
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_console(args: argparse.Namespace) -> int:
-    from tui.wiring import ConsoleOptions, build_console, demo_settings
+    from tagjoin.tui.wiring import ConsoleOptions, build_console, demo_settings
 
     options = ConsoleOptions(
         interval=args.interval,
@@ -47,7 +47,7 @@ def run_console(args: argparse.Namespace) -> int:
         rejoin_command=args.rejoin_command,
     )
     if args.demo:
-        from tui.demo import start_embedded
+        from tagjoin.tui.demo import start_embedded
 
         endpoints = start_embedded(args.servers, args.clients)
         try:

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sim.live import LiveSim
+    from tagjoin.sim.live.live_cluster import LiveSim
 
 
 @dataclass(frozen=True)
 class DemoEndpoints:
     consul_address: str  # any agent's HTTP API, e.g. http://127.0.0.1:18500
     ec2_endpoint: str  # the moto EC2 endpoint, e.g. http://127.0.0.1:15000
-    control_url: str  # the control API (tui.demo_control), e.g. http://127.0.0.1:18400
+    control_url: str  # the control API (tagjoin.tui.demo_control), e.g. http://127.0.0.1:18400
     region: str = "us-east-1"
     cluster: str | None = None
     tag_key: str | None = None
@@ -29,7 +29,7 @@ def start_embedded(servers: int, clients: int) -> DemoEndpoints:
 
     raft_multiplier 1 (Consul's production recommendation) so a failover takes a second or two.
     """
-    from sim.live import start_live
+    from tagjoin.sim.live.live_cluster import start_live
 
     return endpoints_of(start_live(servers=servers, clients=clients, raft_multiplier=1))
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
-from core.errors import TagjoinError
+from tagjoin.core.errors import TagjoinError
 
 _TIMEOUT = 10.0
 

@@ -1,7 +1,7 @@
 """What the console needs from Consul, EC2 and the node directory, as structural types.
 
-The console is written against these so the test doubles and the real adapters (core.consul,
-core.ec2) plug in alike.
+The console is written against these so the test doubles and the real adapters (tagjoin.core.consul.client,
+tagjoin.core.aws.tag_store) plug in alike.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from core.model import AgentSelf, Instance, Member
+from tagjoin.core.model import AgentSelf, Instance, Member
 
 
 class ConsulApi(Protocol):
-    """The subset of core.consul.ConsulClient the console calls."""
+    """The subset of tagjoin.core.consul.client.ConsulClient the console calls."""
 
     @property
     def address(self) -> str:
@@ -36,7 +36,7 @@ class ConsulApi(Protocol):
 
 
 class InstanceStore(Protocol):
-    """The subset of core.ec2.TagStore the console reads."""
+    """The subset of tagjoin.core.aws.tag_store.TagStore the console reads."""
 
     def instances(self, *, states: Sequence[str] | None = ...) -> list[Instance]: ...
 

@@ -6,7 +6,7 @@ import shlex
 import subprocess
 from collections.abc import Callable, Sequence
 
-from core.errors import ConfigError, TagjoinError
+from tagjoin.core.errors import ConfigError, TagjoinError
 
 _TIMEOUT = 120.0
 

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import ConsulUnreachable, TagjoinError
-from core.model import Member, MemberStatus
-from core.view import ClusterView, build_view
-from tui.ports import AgentResolver, ConsulApi, InstanceStore
+from tagjoin.core.errors import ConsulUnreachable, TagjoinError
+from tagjoin.core.model import Member, MemberStatus
+from tagjoin.core.view import ClusterView, build_view
+from tagjoin.tui.ports import AgentResolver, ConsulApi, InstanceStore
 
 
 @dataclass(frozen=True)

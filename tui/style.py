@@ -13,8 +13,8 @@ from typing import Any
 from rich.text import Text
 from textual.app import App
 
-from core.model import MemberStatus
-from core.view import Severity
+from tagjoin.core.model import MemberStatus
+from tagjoin.core.view import Severity
 
 STATUS_GLYPH: dict[MemberStatus, str] = {
     MemberStatus.ALIVE: "●",

@@ -7,21 +7,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from core.clock import SystemClock, system_random
-from core.consul import ConsulClient
-from core.consul_settings import ConsulSettings
-from core.ec2 import TagStore
-from core.ec2_boto import BotoEc2, make_ec2_client
-from core.handoff import Report, run_pass
-from core.settings import AwsSettings, Scope
-from tui.actions import ActionService
-from tui.agents import DEFAULT_AGENT_TEMPLATE, DemoAgents, TemplateAgents
-from tui.app import ConsoleApp
-from tui.demo import DemoEndpoints
-from tui.demo_control import DemoControl
-from tui.ports import AgentResolver
-from tui.rejoin import RejoinCommand
-from tui.source import ClusterSource
+from tagjoin.core.aws.boto_ec2 import BotoEc2, make_ec2_client
+from tagjoin.core.aws.tag_store import TagStore
+from tagjoin.core.clock import SystemClock, system_random
+from tagjoin.core.consul.client import ConsulClient
+from tagjoin.core.consul.settings import ConsulSettings
+from tagjoin.core.handoff import Report, run_pass
+from tagjoin.core.settings import AwsSettings, Scope
+from tagjoin.tui.actions import ActionService
+from tagjoin.tui.agents import DEFAULT_AGENT_TEMPLATE, DemoAgents, TemplateAgents
+from tagjoin.tui.app import ConsoleApp
+from tagjoin.tui.demo import DemoEndpoints
+from tagjoin.tui.demo_control import DemoControl
+from tagjoin.tui.ports import AgentResolver
+from tagjoin.tui.rejoin import RejoinCommand
+from tagjoin.tui.source import ClusterSource
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,8 @@ def build_console(
 
 def demo_settings(endpoints: DemoEndpoints) -> tuple[ConsulSettings, AwsSettings, Scope]:
     """Settings for the embedded cluster; the operator's own CONSUL_* and AWS_* do not apply to it."""
-    from core.consul_settings import consul_settings_from_env
-    from core.settings import scope_from_env
+    from tagjoin.core.consul.settings import consul_settings_from_env
+    from tagjoin.core.settings import scope_from_env
 
     # moto accepts any credentials, but botocore refuses to sign without some.
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):

@@ -8,8 +8,8 @@ from rich.text import Text
 from textual.events import Resize
 from textual.widgets import RichLog
 
-from tui.events import Event
-from tui.style import SEVERITY_GLYPH, Palette, clock_text
+from tagjoin.tui.log_entries import Event
+from tagjoin.tui.style import SEVERITY_GLYPH, Palette, clock_text
 
 MAX_ENTRIES = 2000
 

@@ -1,4 +1,4 @@
-"""Drift findings from core.view, worst first."""
+"""Drift findings from tagjoin.core.view, worst first."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import Static
 
-from core.view import Finding
-from tui.style import SEVERITY_GLYPH, Palette
+from tagjoin.core.view import Finding
+from tagjoin.tui.style import SEVERITY_GLYPH, Palette
 
 
 def findings_text(findings: Sequence[Finding], palette: Palette) -> Text:

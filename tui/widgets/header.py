@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.events import fmt_secs
-from tui.style import Palette
+from tagjoin.tui.log_entries import fmt_secs
+from tagjoin.tui.style import Palette
 
 
 @dataclass(frozen=True)

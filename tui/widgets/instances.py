@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from core.model import Instance, MemberStatus
-from core.view import ClusterView
-from tui.style import TAG_MARK, Palette
-from tui.widgets.keyed_table import Cells, KeyedTable
+from tagjoin.core.model import Instance, MemberStatus
+from tagjoin.core.view import ClusterView
+from tagjoin.tui.style import TAG_MARK, Palette
+from tagjoin.tui.widgets.keyed_table import Cells, KeyedTable
 
 
 @dataclass(frozen=True)

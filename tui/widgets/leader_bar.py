@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from core.view import ClusterView
-from tui.events import fmt_secs
-from tui.style import LEADER_MARK, TAG_MARK, Palette
+from tagjoin.core.view import ClusterView
+from tagjoin.tui.log_entries import fmt_secs
+from tagjoin.tui.style import LEADER_MARK, TAG_MARK, Palette
 
 
 def leader_text(

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
-from core.view import NodeRow
-from tui.style import LEADER_MARK, TAG_MARK, Palette, status_text
-from tui.widgets.keyed_table import Cells, KeyedTable
+from tagjoin.core.view import NodeRow
+from tagjoin.tui.style import LEADER_MARK, TAG_MARK, Palette, status_text
+from tagjoin.tui.widgets.keyed_table import Cells, KeyedTable
 
 
 def matches(row: NodeRow, query: str) -> bool:

@@ -1,0 +1,151 @@
+"""The EC2 operations through boto3: moto in process, the console, and any setup the lean client can't serve."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+    InvalidRegionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    SSLError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from tagjoin.core.aws.ec2_api import (
+    CREATE_TAGS,
+    DELETE_TAGS,
+    DESCRIBE,
+    DESCRIBE_TAGS,
+    ApiFault,
+    Filter,
+    InstancePage,
+    TagEntry,
+    TagPage,
+    TransportFault,
+)
+from tagjoin.core.errors import ConfigError, Ec2Error
+from tagjoin.core.model import Instance
+from tagjoin.core.settings import AwsSettings
+from tagjoin.core.text import one_line
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_ec2.type_defs import FilterTypeDef, InstanceTypeDef
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 15.0
+NO_CREDENTIALS_HINT = (
+    "configure AWS credentials (instance role, AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+)
+
+
+def make_ec2_client(aws: AwsSettings, *, session: boto3.session.Session | None = None) -> EC2Client:
+    """An EC2 client for the configured region and endpoint, with botocore's own retries off.
+
+    botocore would sleep with `time.sleep` between retries, invisible to the simulator's virtual
+    clock and to our stats; TagStore retries instead. Credentials follow boto3's standard chain
+    through `session`, by default boto3's shared session.
+    """
+    region = aws.require_region()
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        user_agent_extra="consul-tagjoin",
+    )
+    try:
+        # The shared default session caches the service model: a fresh session per client costs
+        # ~0.1 s, which adds up when the simulator builds one client per node.
+        if session is None:
+            return boto3.client("ec2", region_name=region, endpoint_url=aws.endpoint_url, config=config)
+        return session.client("ec2", region_name=region, endpoint_url=aws.endpoint_url, config=config)
+    except ProfileNotFound as exc:
+        raise ConfigError(f"{exc}; fix AWS_PROFILE or ~/.aws/config") from None
+    except InvalidRegionError:
+        raise ConfigError(f"AWS region {region!r} is not a valid region name; check AWS_REGION") from None
+    except ValueError as exc:
+        raise ConfigError(f"bad EC2 endpoint {aws.endpoint_url!r}: {exc}; check AWS_ENDPOINT_URL") from None
+
+
+class BotoEc2:
+    """`Ec2Api` over a boto3 EC2 client."""
+
+    def __init__(self, client: EC2Client) -> None:
+        self.client = client
+
+    def describe_instances(
+        self, filters: Sequence[Filter], instance_ids: Sequence[str] = (), next_token: str | None = None
+    ) -> InstancePage:
+        kwargs: dict[str, Any] = {"Filters": cast("list[FilterTypeDef]", list(filters))}
+        if instance_ids:
+            kwargs["InstanceIds"] = list(instance_ids)
+        if next_token:
+            kwargs["NextToken"] = next_token
+        page = _translated(DESCRIBE, lambda: self.client.describe_instances(**kwargs))
+        found = [_instance(raw) for r in page.get("Reservations", []) for raw in r.get("Instances", [])]
+        return InstancePage(found, page.get("NextToken") or None)
+
+    def describe_tags(self, filters: Sequence[Filter], next_token: str | None = None) -> TagPage:
+        kwargs: dict[str, Any] = {"Filters": cast("list[FilterTypeDef]", list(filters))}
+        if next_token:
+            kwargs["NextToken"] = next_token
+        page = _translated(DESCRIBE_TAGS, lambda: self.client.describe_tags(**kwargs))
+        tags = [
+            TagEntry(t["ResourceId"], t["Key"], t.get("Value", ""))
+            for t in page.get("Tags", [])
+            if "ResourceId" in t and "Key" in t
+        ]
+        return TagPage(tags, page.get("NextToken") or None)
+
+    def create_tags(self, instance_ids: Sequence[str], key: str, value: str) -> None:
+        _translated(
+            CREATE_TAGS,
+            lambda: self.client.create_tags(Resources=list(instance_ids), Tags=[{"Key": key, "Value": value}]),
+        )
+
+    def delete_tags(self, instance_ids: Sequence[str], key: str, value: str) -> None:
+        _translated(
+            DELETE_TAGS,
+            lambda: self.client.delete_tags(Resources=list(instance_ids), Tags=[{"Key": key, "Value": value}]),
+        )
+
+
+def _translated(action: str, fn: Callable[[], T]) -> T:
+    """Call `fn`, turning botocore's exceptions into the `Ec2Api` ones."""
+    try:
+        return fn()
+    except ClientError as exc:
+        error: Mapping[str, Any] = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        raise ApiFault(str(error.get("Code") or "Unknown"), status, str(error.get("Message") or "")) from None
+    except (NoCredentialsError, PartialCredentialsError) as exc:
+        raise Ec2Error(f"EC2 {action}: {one_line(str(exc))}; {NO_CREDENTIALS_HINT}") from None
+    except SSLError as exc:
+        raise Ec2Error(f"EC2 {action}: TLS failure: {one_line(str(exc))}; check AWS_ENDPOINT_URL") from None
+    except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
+        raise TransportFault(one_line(str(exc))) from None
+    except BotoCoreError as exc:
+        raise Ec2Error(f"EC2 {action} failed: {one_line(str(exc))}") from None
+
+
+def _instance(raw: InstanceTypeDef) -> Instance:
+    return Instance(
+        instance_id=raw["InstanceId"],
+        private_ip=raw.get("PrivateIpAddress") or None,
+        public_ip=raw.get("PublicIpAddress") or None,
+        state=raw.get("State", {}).get("Name", "unknown"),
+        tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) if "Key" in t},
+    )

@@ -1,0 +1,529 @@
+"""Consul HTTP API client: the few endpoints tagjoin needs, typed, with one-line errors.
+
+Every failure surfaces as a ConsulError subclass whose message names the agent and what to do
+next; the ACL token never appears in one. The transport is injectable so the simulator can route
+requests to simulated agents in process.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from tagjoin.core.consul.settings import ConsulSettings, build_http_client
+from tagjoin.core.errors import (
+    AclDenied,
+    BadResponse,
+    ConsulError,
+    ConsulRateLimited,
+    ConsulUnreachable,
+    NoLeader,
+)
+from tagjoin.core.model import (
+    AgentSelf,
+    Blocking,
+    CatalogNode,
+    HealthCheck,
+    Member,
+    MemberStatus,
+    RaftConfiguration,
+    RaftServer,
+)
+from tagjoin.core.text import one_line
+
+T = TypeVar("T")
+
+CONSISTENCY_MODES = ("consistent", "stale")
+# Consul's own defaults (agent/config/default.go): a blocking query without ?wait waits 5 min,
+# and no query waits longer than 10 min.
+DEFAULT_QUERY_WAIT = 300.0
+MAX_QUERY_WAIT = 600.0
+_MAX_BODY_IN_MESSAGE = 300
+
+
+def next_index(previous: int, returned: int) -> int:
+    """The index for the next blocking query, after Consul's rules for misbehaving indexes.
+
+    An index that goes backwards (a snapshot restore, a new leader with a different state store)
+    means our view is void: start over with 0. An index below 1 would turn every later query
+    into a non-blocking busy loop, so it is treated as 1.
+    """
+    # Only an index we already hold can go backwards; from 0 there is nothing to reset.
+    if previous > 0 and returned < previous:
+        return 0
+    return max(returned, 1)
+
+
+class _ShapeError(Exception):
+    """The JSON parsed but is not what this endpoint returns."""
+
+
+class _BorrowedTransport(httpx.BaseTransport):
+    """An injected transport lent to one client; closing the client must not close it."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        """The owner of the injected transport closes it, not the clients borrowing it."""
+
+
+class ConsulClient:
+    """A synchronous client for one agent's HTTP API."""
+
+    def __init__(self, settings: ConsulSettings, transport: httpx.BaseTransport | None = None) -> None:
+        self._settings = settings
+        self._injected = transport
+        self._http = build_http_client(settings, _BorrowedTransport(transport) if transport is not None else None)
+
+    @property
+    def settings(self) -> ConsulSettings:
+        return self._settings
+
+    @property
+    def address(self) -> str:
+        return self._settings.display_address
+
+    def with_address(self, address: str) -> ConsulClient:
+        """A client for another agent with the same token, TLS setup and transport."""
+        return ConsulClient(self._settings.with_address(address), self._injected)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ConsulClient({self.address})"
+
+    # -- status and agent endpoints (answered from the agent's local view) --
+
+    def leader(self) -> str | None:
+        """The Raft address (`IP:8300`) of the leader, or None when the answering server knows none."""
+        path = "/v1/status/leader"
+        value = self._parse("GET", path, self._get_json(path), _as_str)
+        return value or None
+
+    def peers(self) -> list[str]:
+        path = "/v1/status/peers"
+        return self._parse("GET", path, self._get_json(path), _parse_str_list)
+
+    def agent_self(self) -> AgentSelf:
+        path = "/v1/agent/self"
+        return self._parse("GET", path, self._get_json(path), _parse_agent_self)
+
+    def members(self) -> list[Member]:
+        path = "/v1/agent/members"
+        return self._parse("GET", path, self._get_json(path), _parse_members)
+
+    def join(self, address: str) -> None:
+        self._send("PUT", f"/v1/agent/join/{quote(address, safe=':[]')}")
+
+    def leave(self) -> None:
+        """Graceful leave; the agent process shuts down afterwards."""
+        self._send("PUT", "/v1/agent/leave")
+
+    def force_leave(self, node: str, *, prune: bool = False) -> None:
+        params = {"prune": "1"} if prune else None
+        self._send("PUT", f"/v1/agent/force-leave/{quote(node, safe='')}", params=params)
+
+    def raft_configuration(self, *, stale: bool = False) -> RaftConfiguration:
+        path = "/v1/operator/raft/configuration"
+        data = self._get_json(path, params={"stale": "1"} if stale else None)
+        return self._parse("GET", path, data, _parse_raft_configuration)
+
+    # -- blocking query endpoints --
+
+    def catalog_nodes(
+        self, *, index: int = 0, wait: float | None = None, consistency: str | None = None
+    ) -> Blocking[list[CatalogNode]]:
+        return self._blocking("/v1/catalog/nodes", _parse_catalog_nodes, index, wait, consistency)
+
+    def health_state(
+        self,
+        state: str = "any",
+        *,
+        index: int = 0,
+        wait: float | None = None,
+        consistency: str | None = None,
+    ) -> Blocking[list[HealthCheck]]:
+        path = f"/v1/health/state/{quote(state, safe='')}"
+        return self._blocking(path, _parse_health_checks, index, wait, consistency)
+
+    def health_node(self, node: str, *, consistency: str | None = "consistent") -> Blocking[list[HealthCheck]]:
+        """The node's checks; with `consistent`, the leader verifies its quorum before answering."""
+        path = f"/v1/health/node/{quote(node, safe='')}"
+        return self._blocking(path, _parse_health_checks, 0, None, consistency)
+
+    # -- plumbing --
+
+    def _blocking(
+        self,
+        path: str,
+        parse: Callable[[object], T],
+        index: int,
+        wait: float | None,
+        consistency: str | None,
+    ) -> Blocking[T]:
+        params = _consistency_params(consistency)
+        if index < 0 or (wait is not None and wait < 0):
+            raise ValueError("a blocking query needs index >= 0 and wait >= 0")
+        if index > 0:
+            params["index"] = str(index)
+        if wait:
+            params["wait"] = _wait_param(wait)
+        response = self._send("GET", path, params=params, timeout=self._blocking_timeout(index, wait))
+        value = self._parse("GET", path, self._decode(response, "GET", path), parse)
+        returned, known_leader, last_contact = self._query_meta(response, path)
+        return Blocking(
+            value=value,
+            index=next_index(index, returned),
+            known_leader=known_leader,
+            last_contact_ms=last_contact,
+        )
+
+    def _blocking_timeout(self, index: int, wait: float | None) -> httpx.Timeout | None:
+        if index <= 0:
+            return None
+        # No (or a zero) wait means the server applies its default wait.
+        held = min(wait or DEFAULT_QUERY_WAIT, MAX_QUERY_WAIT)
+        # The server may hold the query up to wait/16 past the wait (jitter), then needs time to answer.
+        return httpx.Timeout(self._settings.timeout, read=held + held / 16 + self._settings.timeout)
+
+    def _query_meta(self, response: httpx.Response, path: str) -> tuple[int, bool, int]:
+        raw_index = response.headers.get("X-Consul-Index")
+        if raw_index is None:
+            raise BadResponse(
+                f"Consul agent at {self.address} answered GET {path} without an X-Consul-Index header; "
+                "check that CONSUL_HTTP_ADDR points at a Consul agent"
+            )
+        returned = self._header_int("X-Consul-Index", raw_index, path)
+        known_leader = response.headers.get("X-Consul-KnownLeader", "").strip().lower() == "true"
+        raw_contact = response.headers.get("X-Consul-LastContact")
+        last_contact = 0 if raw_contact is None else self._header_int("X-Consul-LastContact", raw_contact, path)
+        return returned, known_leader, last_contact
+
+    def _header_int(self, name: str, raw: str, path: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise BadResponse(
+                f"Consul agent at {self.address} answered GET {path} with {name}: "
+                f"{_one_line(raw, self._settings.token)!r}, not a whole number; check the agent version"
+            )
+        return value
+
+    def _get_json(self, path: str, params: Mapping[str, str] | None = None) -> object:
+        return self._decode(self._send("GET", path, params=params), "GET", path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> httpx.Response:
+        try:
+            response = self._http.request(
+                method,
+                path,
+                params=params,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TransportError as exc:
+            raise ConsulUnreachable(self._unreachable_message(method, path, exc)) from exc
+        except httpx.RequestError as exc:
+            raise BadResponse(
+                f"Consul agent at {self.address} sent an unreadable answer to {method} {path} "
+                f"({_one_line(str(exc), self._settings.token)}); check that it is a Consul agent"
+            ) from exc
+        if not response.is_success:
+            raise self._status_error(method, path, response)
+        return response
+
+    def _decode(self, response: httpx.Response, method: str, path: str) -> object:
+        try:
+            data: object = response.json()
+        except ValueError:
+            snippet = _one_line(response.content.decode("utf-8", "replace"), self._settings.token, limit=80)
+            raise BadResponse(
+                f"Consul agent at {self.address} answered {method} {path} with a body that is not JSON "
+                f"({snippet!r}); check that CONSUL_HTTP_ADDR points at a Consul agent's HTTP port"
+            ) from None
+        return data
+
+    def _parse(self, method: str, path: str, data: object, parse: Callable[[object], T]) -> T:
+        try:
+            return parse(data)
+        except _ShapeError as exc:
+            raise BadResponse(
+                f"Consul agent at {self.address} answered {method} {path} with an unexpected shape "
+                f"({exc}); check that the agent runs a supported Consul version"
+            ) from None
+
+    def _status_error(self, method: str, path: str, response: httpx.Response) -> ConsulError:
+        body = _one_line(response.content.decode("utf-8", "replace"), self._settings.token)
+        # The Go client's rendering, which is what operators see from the consul CLI too.
+        status = f"Unexpected response code: {response.status_code} ({body})"
+        where = f"Consul agent at {self.address}"
+        code = response.status_code
+        if code == 500 and "No cluster leader" in body:
+            return NoLeader(
+                f"{where} has no cluster leader for {method} {path}: {status}; "
+                "wait for an election, or check that a quorum of servers is up"
+            )
+        if code == 403:
+            return AclDenied(
+                f"{where} denied {method} {path}: {status}; use a token with the needed ACL permission "
+                "(CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)"
+            )
+        if code == 429:
+            return ConsulRateLimited(f"{where} rate-limited {method} {path}: {status}; back off and retry")
+        return BadResponse(
+            f"{where} failed {method} {path}: {status}; check the agent's log and that it is a Consul agent"
+        )
+
+    def _unreachable_message(self, method: str, path: str, exc: httpx.TransportError) -> str:
+        why, advice = _transport_reason(exc, self._settings)
+        return f"cannot reach the Consul agent at {self.address} ({method} {path}): {why}; {advice}"
+
+
+def _consistency_params(consistency: str | None) -> dict[str, str]:
+    if consistency is None:
+        return {}
+    if consistency not in CONSISTENCY_MODES:
+        raise ValueError(f"consistency must be one of {CONSISTENCY_MODES} or None, not {consistency!r}")
+    # Consul looks only at the presence of the key; py-consul sends `=1`.
+    return {consistency: "1"}
+
+
+def _wait_param(wait: float) -> str:
+    # The Go client's durToMsec: whole milliseconds, but never round a positive wait down to 0.
+    millis = int(min(wait, MAX_QUERY_WAIT) * 1000)
+    return f"{max(millis, 1)}ms"
+
+
+def _one_line(text: str, token: str | None, *, limit: int = _MAX_BODY_IN_MESSAGE) -> str:
+    return one_line(text, limit=limit, secret=token)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _transport_reason(exc: httpx.TransportError, settings: ConsulSettings) -> tuple[str, str]:
+    """(what went wrong, what to do) for a failed connection, from the innermost known cause."""
+    check_addr = "check CONSUL_HTTP_ADDR (or --http-addr) and that the agent is running"
+    check_tls = "check CONSUL_CACERT/CONSUL_CAPATH, CONSUL_TLS_SERVER_NAME and CONSUL_CLIENT_CERT/KEY"
+    if isinstance(exc, httpx.TimeoutException):
+        return (
+            f"no answer within {settings.timeout:g} s ({_timeout_kind(exc)})",
+            "the agent may be overloaded or the network partitioned; retry later",
+        )
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate verification failed ({cause.verify_message})", check_tls
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake failed ({cause.reason or cause.strerror})", check_tls
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused", check_addr
+        if isinstance(cause, socket.gaierror):
+            return "the host name does not resolve", check_addr
+        if isinstance(cause, FileNotFoundError):
+            return "no such unix socket", check_addr
+    return _one_line(str(exc) or type(exc).__name__, settings.token, limit=120), check_addr
+
+
+def _timeout_kind(exc: httpx.TimeoutException) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connecting"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "waiting for the answer"
+    return "sending the request" if isinstance(exc, httpx.WriteTimeout) else "waiting for a connection"
+
+
+# -- shapes: each raises _ShapeError, never KeyError/TypeError, on an unexpected document --
+
+
+def _as_obj(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise _ShapeError(f"{what} is {_kind(value)}, expected an object")
+    return value
+
+
+def _as_list(value: object, what: str) -> list[object]:
+    if not isinstance(value, list):
+        raise _ShapeError(f"{what} is {_kind(value)}, expected a list")
+    return value
+
+
+def _as_str(value: object, what: str = "the body") -> str:
+    if not isinstance(value, str):
+        raise _ShapeError(f"{what} is {_kind(value)}, expected a string")
+    return value
+
+
+def _field(obj: Mapping[str, Any], key: str, what: str) -> object:
+    if key not in obj:
+        raise _ShapeError(f"{what} has no {key!r}")
+    return obj[key]
+
+
+def _str_field(obj: Mapping[str, Any], key: str, what: str, default: str | None = None) -> str:
+    if default is not None and obj.get(key) is None:
+        return default
+    return _as_str(_field(obj, key, what), f"{what}.{key}")
+
+
+def _int_field(obj: Mapping[str, Any], key: str, what: str) -> int:
+    value = _field(obj, key, what)
+    # bool is an int in Python but never a count in Consul's JSON.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _ShapeError(f"{what}.{key} is {_kind(value)}, expected a whole number")
+    return value
+
+
+def _bool_field(obj: Mapping[str, Any], key: str, what: str) -> bool:
+    value = _field(obj, key, what)
+    if not isinstance(value, bool):
+        raise _ShapeError(f"{what}.{key} is {_kind(value)}, expected true or false")
+    return value
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _parse_str_list(data: object) -> list[str]:
+    return [_as_str(item, f"item {i}") for i, item in enumerate(_as_list(data, "the body"))]
+
+
+def _parse_member(data: object, what: str) -> Member:
+    obj = _as_obj(data, what)
+    raw_status = _int_field(obj, "Status", what)
+    try:
+        status = MemberStatus(raw_status)
+    except ValueError:
+        raise _ShapeError(f"{what}.Status {raw_status} is not a serf member status") from None
+    tags = obj.get("Tags")  # Go encodes an empty map as null
+    tag_map = {} if tags is None else _as_obj(tags, f"{what}.Tags")
+    return Member(
+        name=_str_field(obj, "Name", what),
+        addr=_str_field(obj, "Addr", what),
+        port=_int_field(obj, "Port", what),
+        status=status,
+        tags={str(k): _as_str(v, f"{what}.Tags.{k}") for k, v in tag_map.items()},
+    )
+
+
+def _parse_members(data: object) -> list[Member]:
+    return [_parse_member(item, f"member {i}") for i, item in enumerate(_as_list(data, "the body"))]
+
+
+def _parse_agent_self(data: object) -> AgentSelf:
+    body = _as_obj(data, "the body")
+    config = _as_obj(_field(body, "Config", "the body"), "Config")
+    member = _parse_member(_field(body, "Member", "the body"), "Member")
+    stats = _as_obj(body.get("Stats") or {}, "Stats")
+    # Client agents have no raft stats: no state, term 0.
+    raft = _as_obj(stats.get("raft") or {}, "Stats.raft")
+    return AgentSelf(
+        node_name=_str_field(config, "NodeName", "Config"),
+        address=member.addr,
+        datacenter=_str_field(config, "Datacenter", "Config"),
+        server=_bool_field(config, "Server", "Config"),
+        raft_state=_str_field(raft, "state", "Stats.raft", default=""),
+        term=_parse_term(raft.get("term")),
+        member=member,
+    )
+
+
+def _parse_term(raw: object) -> int:
+    if raw is None or raw == "":
+        return 0
+    text = _as_str(raw, "Stats.raft.term")
+    try:
+        term = int(text)
+    except ValueError:
+        raise _ShapeError(f"Stats.raft.term {text!r} is not a whole number") from None
+    if term < 0:
+        raise _ShapeError(f"Stats.raft.term {term} is negative")
+    return term
+
+
+def _parse_catalog_nodes(data: object) -> list[CatalogNode]:
+    nodes = []
+    for i, item in enumerate(_as_list(data, "the body")):
+        what = f"node {i}"
+        obj = _as_obj(item, what)
+        nodes.append(
+            CatalogNode(
+                id=_str_field(obj, "ID", what, default=""),
+                node=_str_field(obj, "Node", what),
+                address=_str_field(obj, "Address", what),
+                datacenter=_str_field(obj, "Datacenter", what, default=""),
+            )
+        )
+    return nodes
+
+
+def _parse_health_checks(data: object) -> list[HealthCheck]:
+    checks = []
+    for i, item in enumerate(_as_list(data, "the body")):
+        what = f"check {i}"
+        obj = _as_obj(item, what)
+        checks.append(
+            HealthCheck(
+                node=_str_field(obj, "Node", what),
+                check_id=_str_field(obj, "CheckID", what),
+                name=_str_field(obj, "Name", what, default=""),
+                status=_str_field(obj, "Status", what),
+                output=_str_field(obj, "Output", what, default=""),
+            )
+        )
+    return checks
+
+
+def _parse_raft_configuration(data: object) -> RaftConfiguration:
+    body = _as_obj(data, "the body")
+    servers = []
+    for i, item in enumerate(_as_list(_field(body, "Servers", "the body"), "Servers")):
+        what = f"Servers[{i}]"
+        obj = _as_obj(item, what)
+        servers.append(
+            RaftServer(
+                id=_str_field(obj, "ID", what),
+                node=_str_field(obj, "Node", what),
+                address=_str_field(obj, "Address", what),
+                leader=_bool_field(obj, "Leader", what),
+                voter=_bool_field(obj, "Voter", what),
+            )
+        )
+    return RaftConfiguration(servers=tuple(servers), index=_int_field(body, "Index", "the body"))

@@ -1,0 +1,203 @@
+"""What the simulated cluster tells its drivers, and the bus that carries it.
+
+Callbacks run synchronously, at the virtual time of the change, once the model is consistent again.
+They may read anything; to inject a fault in reaction to an event, schedule it with
+`engine.schedule(0, ...)` rather than calling the fault directly from inside the callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
+
+from tagjoin.core.model import MemberStatus
+
+
+@dataclass(frozen=True, slots=True)
+class SimEvent:
+    t: int  # virtual ms
+
+    @property
+    def node(self) -> str:
+        return ""
+
+    def describe(self) -> str:
+        parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.name not in ("t", "node_name")]
+        return f"{type(self).__name__} " + " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAdded(SimEvent):
+    node_name: str
+    ip: str
+    server: bool
+
+    @property
+    def node(self) -> str:
+        return self.node_name
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderElected(SimEvent):
+    node_name: str
+    term: int
+    group: str  # the Raft cluster (bootstrap identity) it leads
+
+    @property
+    def node(self) -> str:
+        return self.node_name
+
+
+@dataclass(frozen=True, slots=True)
+class LeadershipLost(SimEvent):
+    node_name: str
+    term: int
+    reason: str
+
+    @property
+    def node(self) -> str:
+        return self.node_name
+
+
+@dataclass(frozen=True, slots=True)
+class MemberChanged(SimEvent):
+    """`observer`'s gossip view of `subject` changed; `status` None means pruned from the list."""
+
+    observer: str
+    subject: str
+    status: MemberStatus | None
+    addr: str
+
+    @property
+    def node(self) -> str:
+        return self.observer
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCrashed(SimEvent):
+    node_name: str
+
+    @property
+    def node(self) -> str:
+        return self.node_name
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRestarted(SimEvent):
+    node_name: str
+    ip: str
+    old_ip: str
+
+    @property
+    def node(self) -> str:
+        return self.node_name
+
+
+@dataclass(frozen=True, slots=True)
+class NodePaused(SimEvent):
+    node_name: str
+    duration_ms: int
+
+    @property
+    def node(self) -> str:
+        return self.node_name
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResumed(SimEvent):
+    node_name: str
+
+    @property
+    def node(self) -> str:
+        return self.node_name
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLeaving(SimEvent):
+    """A graceful leave started (`consul leave` / PUT /v1/agent/leave)."""
+
+    node_name: str
+
+    @property
+    def node(self) -> str:
+        return self.node_name
+
+
+@dataclass(frozen=True, slots=True)
+class NodeShutdown(SimEvent):
+    """The agent process exited after its graceful leave; its API stops answering."""
+
+    node_name: str
+
+    @property
+    def node(self) -> str:
+        return self.node_name
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkChanged(SimEvent):
+    groups: tuple[tuple[str, ...], ...]  # () once healed
+
+
+@dataclass(frozen=True, slots=True)
+class Committed(SimEvent):
+    """A Raft entry committed by `leader`; table indexes after it applied."""
+
+    leader: str
+    group: str
+    index: int
+    kind: str
+    nodes_index: int
+    checks_index: int
+
+    @property
+    def node(self) -> str:
+        return self.leader
+
+
+@dataclass(frozen=True, slots=True)
+class WatchFired(SimEvent):
+    """A `consul watch` on `node_name` would run its handler: `kind` is `nodes` or `checks`."""
+
+    node_name: str
+    kind: str
+    index: int
+
+    @property
+    def node(self) -> str:
+        return self.node_name
+
+
+E = TypeVar("E", bound=SimEvent)
+
+
+class EventBus:
+    """Typed publish/subscribe; every event is also written to the engine's trace."""
+
+    def __init__(self, record: Callable[[str, str], None]) -> None:
+        self._record = record
+        self._by_type: dict[type[SimEvent], list[Callable[[Any], None]]] = {}
+        self._all: list[Callable[[SimEvent], None]] = []
+        self.traced: set[type[SimEvent]] | None = None  # None = trace every type
+
+    def subscribe(self, kind: type[E], callback: Callable[[E], None]) -> Callable[[], None]:
+        """Call `callback` for every event of `kind`; returns a function that unsubscribes."""
+        subs = self._by_type.setdefault(kind, [])
+        subs.append(callback)
+        return lambda: subs.remove(callback) if callback in subs else None
+
+    def subscribe_all(self, callback: Callable[[SimEvent], None]) -> Callable[[], None]:
+        self._all.append(callback)
+        return lambda: self._all.remove(callback) if callback in self._all else None
+
+    def publish(self, event: SimEvent) -> None:
+        if self.traced is None or type(event) in self.traced:
+            self._record(event.node, event.describe())
+        subs = self._by_type.get(type(event))
+        if subs:
+            for callback in list(subs):
+                callback(event)
+        if self._all:
+            for callback_all in list(self._all):
+                callback_all(event)

@@ -1,0 +1,576 @@
+"""The Consul HTTP API of each simulated agent, answered from that agent's own local view.
+
+Shapes, status codes, headers and error texts follow reference/consul.md §2. A crashed agent refuses
+connections; a paused one accepts but never answers (a read timeout). Requests are handled by
+`AgentApi.handle`, which two front ends share:
+
+- `transport_for(node)` / `routing_transport()`: httpx transports that call `handle` in process, for
+  simulation runs in virtual time. There a blocking query (`?index=`) returns at once with the
+  current index — which Consul allows too ("returning is no guarantee of change") — so callers loop
+  on virtual time, never on the wall clock.
+- sim/http_server.py serves the same handler over real HTTP on loopback, where blocking queries
+  really wait (`handle(..., may_block=True)` returns a `Block` and the server waits for a change).
+
+Join addresses are simulated data-plane IPs (10.x) and are resolved inside the model, never dialled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import httpx
+
+from tagjoin.core.model import MemberStatus
+from tagjoin.sim.consul.catalog import CheckRow, Fsm, NodeRow
+from tagjoin.sim.consul.cluster import Cluster, NodeDown
+from tagjoin.sim.consul.go_duration import format_ms, parse_duration_ns
+from tagjoin.sim.consul.raft import LEADER, RaftServer
+from tagjoin.sim.consul.serf import JoinFailed, MemberEntry, NoSuchMember
+from tagjoin.sim.kernel.machine import SERF_LAN_PORT, Node
+
+DEFAULT_WAIT_MS = 300_000  # default_query_time
+MAX_WAIT_MS = 600_000  # max_query_time
+NOT_FOUND_V1 = "Invalid URL path: not a recognized HTTP API endpoint"
+BUILD_DATE = "2024-10-29T19:04:05Z"
+_UINT = re.compile(r"\d+")
+
+
+class AgentUnavailable(Exception):
+    """The agent cannot answer: `refused` (process down) or not (paused: the client times out)."""
+
+    def __init__(self, node: str, *, refused: bool) -> None:
+        super().__init__(f"{node}: {'connection refused' if refused else 'timed out'}")
+        self.node = node
+        self.refused = refused
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    method: str
+    path: str  # percent-decoded
+    query: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+
+    @classmethod
+    def build(cls, method: str, target: str, headers: Mapping[str, str] | None = None) -> ApiRequest:
+        """From a request target such as `/v1/catalog/nodes?index=5&wait=1s`."""
+        path, _, query = target.partition("?")
+        return cls(
+            method.upper(),
+            unquote(path),
+            parse_qs(query, keep_blank_values=True),
+            {k.lower(): v for k, v in (headers or {}).items()},
+        )
+
+    def has(self, key: str) -> bool:
+        return key in self.query
+
+    def get(self, key: str) -> str | None:
+        values = self.query.get(key)
+        return values[0] if values else None
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Block:
+    """A blocking query with nothing newer than `min_index` yet; wait up to `wait_ms`, then ask again."""
+
+    min_index: int
+    wait_ms: int
+
+
+@dataclass(frozen=True)
+class AclConfig:
+    """ACL mode: only `token` is accepted; anonymous requests are denied or filtered."""
+
+    token: str
+    default_policy: str = "deny"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, text: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.headers = dict(headers or {})
+
+
+Result = ApiResponse | Block
+Handler = Callable[["_Ctx"], Result]
+
+
+@dataclass
+class _Ctx:
+    api: AgentApi
+    node: Node
+    req: ApiRequest
+    tail: str
+    may_block: bool
+    anonymous: bool
+
+
+@dataclass(frozen=True)
+class _Route:
+    path: str
+    prefix: bool
+    methods: tuple[str, ...]
+    handler: Handler
+    acl: str | None  # permission an anonymous caller lacks; None = no ACL check
+    filtered: bool = False  # list endpoint: anonymous callers get an empty list instead of 403
+
+
+def _json_body(value: Any, req: ApiRequest) -> bytes:
+    if req.has("pretty"):
+        return (json.dumps(value, indent=4, ensure_ascii=False) + "\n").encode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class AgentApi:
+    def __init__(self, cluster: Cluster, *, acl: AclConfig | None = None) -> None:
+        self.cluster = cluster
+        self.acl = acl
+        self._jitter = cluster.engine.streams.get("api.wait-jitter")
+        self._routes: list[_Route] = [
+            _Route("/v1/status/leader", False, ("GET",), _status_leader, None),
+            _Route("/v1/status/peers", False, ("GET",), _status_peers, None),
+            _Route("/v1/agent/self", False, ("GET",), _agent_self, "agent:read"),
+            _Route("/v1/agent/members", False, ("GET",), _agent_members, "node:read", True),
+            _Route("/v1/agent/join/", True, ("PUT",), _agent_join, "agent:write"),
+            _Route("/v1/agent/leave", False, ("PUT",), _agent_leave, "agent:write"),
+            _Route("/v1/agent/force-leave/", True, ("PUT",), _agent_force_leave, "operator:write"),
+            _Route("/v1/catalog/nodes", False, ("GET",), _catalog_nodes, "node:read", True),
+            _Route("/v1/health/state/", True, ("GET",), _health_state, "node:read", True),
+            _Route("/v1/health/node/", True, ("GET",), _health_node, "node:read", True),
+            _Route("/v1/operator/raft/configuration", False, ("GET",), _raft_configuration, "operator:read"),
+        ]
+
+    # entry point ------------------------------------------------------------------------------
+
+    def handle(self, node_name: str, req: ApiRequest, *, may_block: bool = False) -> Result:
+        """Answer `req` on agent `node_name`; raises AgentUnavailable if it cannot answer."""
+        node = self.cluster.nodes.get(node_name)
+        if node is None or not node.up:
+            raise AgentUnavailable(node_name, refused=True)
+        if node.paused:
+            raise AgentUnavailable(node_name, refused=False)
+        base = {"X-Consul-Default-Acl-Policy": self.acl.default_policy if self.acl else "allow"}
+        try:
+            result = self._dispatch(node, req, may_block)
+        except ApiError as exc:
+            headers = {**base, "Content-Type": "text/plain; charset=utf-8", **exc.headers}
+            return ApiResponse(exc.status, exc.text.encode(), headers)
+        if isinstance(result, ApiResponse):
+            result.headers = {**base, **result.headers}
+        return result
+
+    def _dispatch(self, node: Node, req: ApiRequest, may_block: bool) -> Result:
+        route, tail = self._match(req.path)
+        allowed = ("OPTIONS", *route.methods)
+        if req.method == "OPTIONS":
+            return ApiResponse(200, b"", {"Allow": ",".join(allowed)})
+        if req.method not in route.methods:
+            raise ApiError(405, f"method {req.method} not allowed", {"Allow": ",".join(allowed)})
+        anonymous = route.acl is not None and self._authenticate(req)
+        if anonymous and route.acl is not None and not route.filtered:
+            raise ApiError(
+                403,
+                f"Permission denied: anonymous token lacks permission '{route.acl}'. The anonymous token "
+                "is used implicitly when a request does not specify a token.",
+            )
+        return route.handler(_Ctx(self, node, req, tail, may_block, anonymous))
+
+    def _match(self, path: str) -> tuple[_Route, str]:
+        for route in self._routes:
+            if route.prefix and path.startswith(route.path):
+                return route, path[len(route.path) :]
+            if not route.prefix and path == route.path:
+                return route, ""
+        if path.startswith("/v1/"):
+            raise ApiError(404, NOT_FOUND_V1)
+        raise ApiError(404, "404 page not found\n")
+
+    def _authenticate(self, req: ApiRequest) -> bool:
+        """True for an anonymous caller in ACL mode; 403 `ACL not found` for an unknown token."""
+        if self.acl is None:
+            return False
+        token = req.headers.get("x-consul-token")
+        auth = req.headers.get("authorization", "")
+        scheme, _, rest = auth.partition(" ")
+        if not token and scheme.lower() == "bearer":
+            token = rest.strip().split(" ")[0]
+        if not token:
+            token = req.get("token")
+        if not token:
+            return True
+        if token != self.acl.token:
+            raise ApiError(403, "ACL not found")
+        return False
+
+    # shared query plumbing --------------------------------------------------------------------
+
+    def consistency(self, req: ApiRequest) -> str:
+        stale, consistent = req.has("stale"), req.has("consistent")
+        if stale and consistent:
+            raise ApiError(400, "Cannot specify ?stale with ?consistent, conflicting semantics.")
+        return "stale" if stale else "consistent" if consistent else "default"
+
+    def blocking_params(self, req: ApiRequest) -> tuple[int, int]:
+        """(min index, wait ms) as agent/http.go parseWait; 400 on bad values."""
+        wait_ms = DEFAULT_WAIT_MS
+        raw_wait = req.get("wait")
+        if raw_wait is not None:
+            try:
+                wait_ns = parse_duration_ns(raw_wait)
+            except ValueError:
+                raise ApiError(400, "Invalid wait time") from None
+            wait_ms = min(max(wait_ns // 1_000_000, 0), MAX_WAIT_MS)
+        index = 0
+        raw_index = req.get("index")
+        if raw_index is not None:
+            if not _UINT.fullmatch(raw_index) or int(raw_index) >= 2**64:
+                raise ApiError(400, "Invalid index")
+            index = int(raw_index)
+        return index, wait_ms
+
+    def query(self, ctx: _Ctx, table: str, render: Callable[[RaftServer], Any], *, filtered: bool = False) -> Result:
+        """A catalog/health read: consistency, forwarding, blocking, and the X-Consul-* headers."""
+        mode = self.consistency(ctx.req)
+        min_index, wait_ms = self.blocking_params(ctx.req)
+        srv, error = self.cluster.read_source(ctx.node.name, mode)
+        if srv is None:
+            raise ApiError(500, error)
+        fsm = srv.fsm
+        index = max(fsm.nodes_index if table == "nodes" else fsm.checks_index, 1)
+        if ctx.may_block and min_index > 0 and index <= min_index:
+            jitter = self._jitter.randrange(wait_ms // 16 + 1)
+            return Block(min_index, wait_ms + jitter)
+        if mode == "stale":
+            known = srv.state == LEADER or srv.leader is not None
+            contact = srv.last_contact_ms() or 0
+        else:
+            known, contact = True, 0
+        headers = {
+            "Content-Type": "application/json",
+            "X-Consul-Effective-Consistency": "leader" if mode == "default" else mode,
+            "X-Consul-Index": str(index),
+            "X-Consul-Knownleader": "true" if known else "false",
+            "X-Consul-Lastcontact": str(contact),
+        }
+        value = [] if filtered else render(srv)
+        return ApiResponse(200, _json_body(value, ctx.req), headers)
+
+    def ok_json(self, ctx: _Ctx, value: Any) -> ApiResponse:
+        return ApiResponse(200, _json_body(value, ctx.req), {"Content-Type": "application/json"})
+
+    # transports -------------------------------------------------------------------------------
+
+    def transport_for(self, node_name: str) -> httpx.MockTransport:
+        """An httpx transport whose every request is answered by agent `node_name`."""
+        return httpx.MockTransport(lambda request: self._serve_httpx(node_name, request))
+
+    def routing_transport(self) -> httpx.MockTransport:
+        """An httpx transport that picks the agent by the URL's host (simulated IP or node name)."""
+
+        def route(request: httpx.Request) -> httpx.Response:
+            host = request.url.host
+            node = self.cluster.node_by_ip(host) or self.cluster.nodes.get(host)
+            if node is None:
+                raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+            return self._serve_httpx(node.name, request)
+
+        return httpx.MockTransport(route)
+
+    def _serve_httpx(self, node_name: str, request: httpx.Request) -> httpx.Response:
+        target = request.url.raw_path.decode("ascii", "replace")
+        req = ApiRequest.build(request.method, target, dict(request.headers))
+        try:
+            result = self.handle(node_name, req)
+        except AgentUnavailable as exc:
+            if exc.refused:
+                raise httpx.ConnectError("[Errno 111] Connection refused", request=request) from None
+            raise httpx.ReadTimeout("timed out", request=request) from None
+        assert isinstance(result, ApiResponse)  # may_block=False never blocks
+        return httpx.Response(result.status, headers=result.headers, content=result.body)
+
+
+# rendering ------------------------------------------------------------------------------------
+
+
+def _member_json(entry: MemberEntry, acl: bool) -> dict[str, Any]:
+    tags = dict(entry.tags)
+    if acl:
+        tags["acls"] = "1"
+    return {
+        "Name": entry.name,
+        "Addr": entry.addr,
+        "Port": SERF_LAN_PORT,
+        "Tags": tags,
+        "Status": int(entry.status),
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    }
+
+
+def _node_json(row: NodeRow, datacenter: str) -> dict[str, Any]:
+    addr = row.address
+    return {
+        "ID": row.node_id,
+        "Node": row.name,
+        "Address": addr,
+        "Datacenter": datacenter,
+        "TaggedAddresses": {"lan": addr, "lan_ipv4": addr, "wan": addr, "wan_ipv4": addr},
+        "Meta": {"consul-network-segment": ""},
+        "CreateIndex": row.create_index,
+        "ModifyIndex": row.modify_index,
+    }
+
+
+def _check_json(row: CheckRow) -> dict[str, Any]:
+    return {
+        "Node": row.node,
+        "CheckID": "serfHealth",
+        "Name": "Serf Health Status",
+        "Status": row.status,
+        "Notes": "",
+        "Output": row.output,
+        "ServiceID": "",
+        "ServiceName": "",
+        "ServiceTags": [],
+        "Type": "",
+        "ExposedPort": 0,
+        "Definition": {},
+        "CreateIndex": row.create_index,
+        "ModifyIndex": row.modify_index,
+    }
+
+
+def _leader_addr(cluster: Cluster, srv: RaftServer) -> str:
+    if srv.leader is None:
+        return ""
+    leader = cluster.nodes.get(srv.leader)
+    return "" if leader is None else leader.raft_addr
+
+
+def _rpc_server(ctx: _Ctx) -> RaftServer:
+    srv, error = ctx.api.cluster.rpc_server(ctx.node.name)
+    if srv is None:
+        raise ApiError(500, error)
+    return srv
+
+
+def _raft_stats(cluster: Cluster, srv: RaftServer) -> dict[str, str]:
+    fsm = srv.fsm
+    voters = fsm.voters()
+    contact = srv.last_contact_ms()
+    if srv.state == LEADER:
+        last_contact = "0"
+    elif contact is None:
+        last_contact = "never"
+    else:
+        last_contact = format_ms(contact)
+    config = " ".join(
+        f"{{Suffrage:{'Voter' if s.voter else 'Nonvoter'} ID:{s.id} Address:{s.address}}}" for s in fsm.config
+    )
+    return {
+        "applied_index": str(fsm.index),
+        "commit_index": str(fsm.index),
+        "fsm_pending": "0",
+        "last_contact": last_contact,
+        "last_log_index": str(fsm.index),
+        "last_log_term": str(fsm.last_term),
+        "last_snapshot_index": "0",
+        "last_snapshot_term": "0",
+        "latest_configuration": f"[{config}]",
+        "latest_configuration_index": str(fsm.config_index),
+        "num_peers": str(len(voters) - 1 if srv.name in voters else 0),
+        "protocol_version": "3",
+        "protocol_version_max": "3",
+        "protocol_version_min": "0",
+        "snapshot_version_max": "1",
+        "snapshot_version_min": "0",
+        "state": srv.state,
+        "term": str(srv.term),
+    }
+
+
+# handlers -------------------------------------------------------------------------------------
+
+
+def _status_leader(ctx: _Ctx) -> Result:
+    srv = _rpc_server(ctx)
+    return ctx.api.ok_json(ctx, _leader_addr(ctx.api.cluster, srv))
+
+
+def _status_peers(ctx: _Ctx) -> Result:
+    srv = _rpc_server(ctx)
+    return ctx.api.ok_json(ctx, [s.address for s in srv.fsm.config])
+
+
+def _agent_self(ctx: _Ctx) -> Result:
+    api, node = ctx.api, ctx.node
+    cluster = api.cluster
+    acl = "enabled" if api.acl else "disabled"
+    view = cluster.serf.view(node.name)
+    own = view.get(node.name)
+    members = list(view.values())
+    stats: dict[str, dict[str, str]] = {}
+    if node.server:
+        srv = cluster.raft[node.name]
+        stats["consul"] = {
+            "acl": acl,
+            "bootstrap": "false",
+            "known_datacenters": "1",
+            "leader": "true" if srv.state == LEADER else "false",
+            "leader_addr": _leader_addr(cluster, srv),
+            "server": "true",
+        }
+        stats["raft"] = _raft_stats(cluster, srv)
+    else:
+        known = sum(1 for m in members if m.is_server and m.status == MemberStatus.ALIVE)
+        stats["consul"] = {"acl": acl, "known_servers": str(known), "server": "false"}
+    stats["serf_lan"] = {
+        "encrypted": "false",
+        "failed": str(sum(1 for m in members if m.status == MemberStatus.FAILED)),
+        "health_score": "0",
+        "left": str(sum(1 for m in members if m.status == MemberStatus.LEFT)),
+        "members": str(len(members)),
+    }
+    stats["runtime"] = {"arch": "amd64", "os": "linux", "version": "go1.22.7", "max_procs": "2"}
+    version = cluster.config.consul_version
+    body = {
+        "Config": {
+            "Datacenter": node.datacenter,
+            "PrimaryDatacenter": node.datacenter,
+            "NodeName": node.name,
+            "NodeID": node.node_id,
+            "Revision": "",
+            "Server": node.server,
+            "Version": version,
+            "BuildDate": BUILD_DATE,
+        },
+        "DebugConfig": {
+            "BootstrapExpect": node.bootstrap_expect,
+            "Datacenter": node.datacenter,
+            "NodeID": node.node_id,
+            "NodeName": node.name,
+            "ServerMode": node.server,
+        },
+        "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
+        "Member": None if own is None else _member_json(own, api.acl is not None),
+        "Stats": stats,
+        "Meta": {"consul-network-segment": ""},
+    }
+    return api.ok_json(ctx, body)
+
+
+def _agent_members(ctx: _Ctx) -> Result:
+    if ctx.anonymous:
+        return ctx.api.ok_json(ctx, [])
+    members = ctx.api.cluster.serf.members(ctx.node.name)
+    return ctx.api.ok_json(ctx, [_member_json(m, ctx.api.acl is not None) for m in members])
+
+
+def _agent_join(ctx: _Ctx) -> Result:
+    try:
+        ctx.api.cluster.join(ctx.node.name, ctx.tail)
+    except JoinFailed as exc:
+        raise ApiError(500, str(exc)) from None
+    except NodeDown as exc:
+        raise ApiError(500, str(exc)) from None
+    return ApiResponse(200)
+
+
+def _agent_leave(ctx: _Ctx) -> Result:
+    try:
+        ctx.api.cluster.leave(ctx.node.name)
+    except NodeDown as exc:
+        raise ApiError(500, str(exc)) from None
+    return ApiResponse(200)
+
+
+def _agent_force_leave(ctx: _Ctx) -> Result:
+    subject = ctx.tail
+    try:
+        ctx.api.cluster.force_leave(ctx.node.name, subject, prune=ctx.req.has("prune"))
+    except NoSuchMember:
+        raise ApiError(500, f"agent: No node found with name '{subject}'") from None
+    return ApiResponse(200)
+
+
+def _catalog_nodes(ctx: _Ctx) -> Result:
+    dc = ctx.node.datacenter
+
+    def render(srv: RaftServer) -> list[dict[str, Any]]:
+        return [_node_json(srv.fsm.nodes[name], dc) for name in sorted(srv.fsm.nodes)]
+
+    return ctx.api.query(ctx, "nodes", render, filtered=ctx.anonymous)
+
+
+def _checks(fsm: Fsm, keep: Callable[[CheckRow], bool]) -> list[dict[str, Any]]:
+    return [_check_json(fsm.checks[name]) for name in sorted(fsm.checks) if keep(fsm.checks[name])]
+
+
+def _health_state(ctx: _Ctx) -> Result:
+    state = ctx.tail
+    if state == "":
+        raise ApiError(400, "Missing check state")
+
+    def render(srv: RaftServer) -> list[dict[str, Any]]:
+        return _checks(srv.fsm, lambda c: state == "any" or c.status == state)
+
+    return ctx.api.query(ctx, "checks", render, filtered=ctx.anonymous)
+
+
+def _health_node(ctx: _Ctx) -> Result:
+    name = ctx.tail
+    if name == "":
+        raise ApiError(400, "Missing node name")
+
+    def render(srv: RaftServer) -> list[dict[str, Any]]:
+        return _checks(srv.fsm, lambda c: c.node == name)
+
+    return ctx.api.query(ctx, "checks", render, filtered=ctx.anonymous)
+
+
+def _raft_configuration(ctx: _Ctx) -> Result:
+    cluster = ctx.api.cluster
+    # Only ?stale is honoured here (operator_endpoint.go); ?consistent is ignored, not an error.
+    mode = "stale" if ctx.req.has("stale") else "default"
+    srv, error = cluster.read_source(ctx.node.name, mode)
+    if srv is None:
+        raise ApiError(500, error)
+    leader_addr = _leader_addr(cluster, srv)
+    view = cluster.serf.view(srv.name)
+    servers = []
+    for s in srv.fsm.config:
+        peer = cluster.raft.get(s.name)
+        servers.append(
+            {
+                "ID": s.id,
+                "Node": s.name if s.name in view else "(unknown)",
+                "Address": s.address,
+                "Leader": s.address == leader_addr,
+                "ProtocolVersion": "3",
+                "Voter": s.voter,
+                "LastIndex": 0 if peer is None else peer.fsm.index,
+            }
+        )
+    return ctx.api.ok_json(ctx, {"Servers": servers, "Index": srv.fsm.config_index})

@@ -1,0 +1,398 @@
+"""Serf LAN membership, one gossip view per node.
+
+Each node holds its own member list (what `/v1/agent/members` shows there). Updates carry a global
+version (memberlist's incarnation, made total so merges are deterministic): the newer entry wins,
+and a live node that hears it was declared failed or left refutes with a newer `alive`.
+
+Timing model (reference/simulation.md §3.3): a member that becomes unreachable is marked `failed`
+by the observers that lost it after a drawn detection time (probe wait + probe + suspicion,
+about 5-7 s for small pools, with a tail); gossip reaches the pool after a drawn 50-500 ms; a graceful
+leave shows `leaving`, then `left`; after a partition heals, failed-but-alive members are merged
+back by Serf's reconnect, within ReconnectInterval (30 s).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
+
+from tagjoin.core.model import MemberStatus
+from tagjoin.sim.kernel.engine import Engine
+from tagjoin.sim.kernel.machine import SERF_LAN_PORT, Node, node_timer
+
+ALIVE = MemberStatus.ALIVE
+LEAVING = MemberStatus.LEAVING
+LEFT = MemberStatus.LEFT
+FAILED = MemberStatus.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEntry:
+    name: str
+    addr: str
+    status: MemberStatus
+    version: int
+    tags: tuple[tuple[str, str], ...]
+
+    def tag(self, key: str) -> str | None:
+        for k, v in self.tags:
+            if k == key:
+                return v
+        return None
+
+    @property
+    def is_server(self) -> bool:
+        return self.tag("role") == "consul"
+
+
+@dataclass(frozen=True)
+class SerfTimings:
+    gossip_ms: tuple[int, int] = (50, 500)
+    probe_interval_ms: int = 1000
+    suspicion_mult: int = 4
+    suspicion_max_mult: int = 6
+    leave_settle_ms: tuple[int, int] = (200, 800)
+    reconnect_interval_ms: int = 30_000
+    push_pull_interval_ms: int = 30_000
+
+
+class JoinFailed(Exception):
+    """serf Join found nobody to join; the text is what Consul returns in the 500 body."""
+
+
+class NoSuchMember(Exception):
+    pass
+
+
+class SerfHost(Protocol):
+    engine: Engine
+
+    def node(self, name: str) -> Node | None: ...
+
+    def node_by_ip(self, ip: str) -> Node | None: ...
+
+    def link_ok(self, a: Node, b: Node) -> bool: ...
+
+    def connected(self, a: str, b: str) -> bool: ...
+
+    def serf_changed(self, observer: Node, subject: str, entry: MemberEntry | None) -> None: ...
+
+
+def join_error(addr: str, reason: str) -> str:
+    # hashicorp/go-multierror formatting, as memberlist returns it from Join.
+    return f"1 error occurred:\n\t* Failed to join {addr}: dial tcp {addr}: {reason}\n\n"
+
+
+class Serf:
+    def __init__(self, host: SerfHost, timings: SerfTimings) -> None:
+        self.host = host
+        self.timings = timings
+        self.views: dict[str, dict[str, MemberEntry]] = {}
+        self.leaving: set[str] = set()
+        self._version = 0
+        self._gossip_rng = host.engine.streams.get("serf.gossip")
+        self._reconnect_rng = host.engine.streams.get("serf.reconnect")
+        self._lost_at: dict[tuple[str, str], int] = {}
+        self._sync_rng = host.engine.streams.get("serf.push-pull")
+
+    # helpers --------------------------------------------------------------------------------
+
+    def _next_version(self) -> int:
+        self._version += 1
+        return self._version
+
+    def _self_entry(self, node: Node, status: MemberStatus) -> MemberEntry:
+        tags = tuple(sorted(node.tags().items()))
+        return MemberEntry(node.name, node.ip, status, self._next_version(), tags)
+
+    def view(self, name: str) -> dict[str, MemberEntry]:
+        return self.views.get(name, {})
+
+    def members(self, observer: str) -> list[MemberEntry]:
+        return [entry for _, entry in sorted(self.view(observer).items())]
+
+    def status(self, observer: str, subject: str) -> MemberStatus | None:
+        entry = self.view(observer).get(subject)
+        return None if entry is None else entry.status
+
+    def _apply(self, observer: str, entry: MemberEntry) -> bool:
+        """Take `entry` into `observer`'s view if it is newer; True if it was."""
+        view = self.views.setdefault(observer, {})
+        cur = view.get(entry.name)
+        if cur is not None and cur.version >= entry.version:
+            return False
+        view[entry.name] = entry
+        node = self.host.node(observer)
+        if node is None:
+            return True
+        if cur is None or cur.status != entry.status or cur.addr != entry.addr:
+            self.host.serf_changed(node, entry.name, entry)
+        if entry.name == observer and entry.status != ALIVE and observer not in self.leaving and node.responsive:
+            self._refute(node)
+        return True
+
+    def _erase(self, observer: str, name: str, version: int) -> None:
+        view = self.views.get(observer)
+        if view is None:
+            return
+        cur = view.get(name)
+        if cur is None or cur.version > version or name == observer:
+            return
+        del view[name]
+        node = self.host.node(observer)
+        if node is not None:
+            self.host.serf_changed(node, name, None)
+
+    def _refute(self, node: Node) -> None:
+        entry = self._self_entry(node, ALIVE)
+        self._apply(node.name, entry)
+        self._gossip(node.name, [entry])
+
+    def _gossip(self, origin: str, entries: list[MemberEntry], erase: tuple[str, int] | None = None) -> None:
+        delay = self._gossip_rng.randint(*self.timings.gossip_ms)
+
+        def deliver() -> None:
+            origin_node = self.host.node(origin)
+            # The message left before any later crash; what matters is the network at arrival.
+            if origin_node is None:
+                return
+            for node in self._recipients(origin_node):
+                for entry in entries:
+                    self._apply(node.name, entry)
+                if erase is not None:
+                    self._erase(node.name, *erase)
+
+        self.host.engine.schedule(delay, deliver, "serf.gossip", origin)
+
+    def _recipients(self, origin: Node) -> list[Node]:
+        # Only the network at arrival matters: the message left before any later crash of the origin.
+        out = []
+        for name in sorted(self.view(origin.name)):
+            if name == origin.name:
+                continue
+            node = self.host.node(name)
+            if node is not None and node.responsive and self.host.connected(origin.name, name):
+                out.append(node)
+        return out
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    def start(self, node: Node, *, rejoin: bool) -> None:
+        """Agent start: alive in its own view; with `rejoin`, Serf's snapshot rejoin."""
+        self.leaving.discard(node.name)
+        view = self.views.setdefault(node.name, {})
+        if node.has_left:
+            for name in [n for n in view if n != node.name]:
+                del view[name]
+        self._apply(node.name, self._self_entry(node, ALIVE))
+        self._arm_push_pull(node)
+        if not rejoin:
+            return
+        for name, entry in sorted(view.items()):
+            if name == node.name or entry.status == LEFT:
+                continue
+            target = self.host.node_by_ip(entry.addr)
+            if target is not None and target.name == name and self.host.link_ok(node, target):
+                self._push_pull(node, target)
+                return
+        # Nobody from the snapshot answered: still tell whoever can hear that we are back.
+        self._gossip(node.name, [view[node.name]])
+
+    def join(self, node: Node, address: str) -> int:
+        """serf.Join through `address` (`IP` or `IP:8301`); raises JoinFailed with Consul's text."""
+        host, sep, port = address.rpartition(":")
+        ip = host if sep else address
+        dial = f"{ip}:{port if sep else SERF_LAN_PORT}"
+        if sep and port != str(SERF_LAN_PORT):
+            raise JoinFailed(join_error(dial, "connect: connection refused"))
+        if ip == node.ip:
+            return 1  # joining yourself "succeeds" and leaves you an island
+        target = self.host.node_by_ip(ip)
+        if target is None or not target.up:
+            raise JoinFailed(join_error(dial, "connect: connection refused"))
+        if not self.host.link_ok(node, target):
+            raise JoinFailed(join_error(dial, "i/o timeout"))
+        self._push_pull(node, target)
+        return 1
+
+    def _push_pull(self, a: Node, b: Node) -> None:
+        """memberlist's full state exchange: both sides end with the union, then gossip it on."""
+        merged: dict[str, MemberEntry] = {}
+        for view in (self.view(a.name), self.view(b.name)):
+            for name, entry in view.items():
+                cur = merged.get(name)
+                if cur is None or entry.version > cur.version:
+                    merged[name] = entry
+        news = []
+        for name in sorted(merged):
+            entry = merged[name]
+            learned_a = self._apply(a.name, entry)
+            learned_b = self._apply(b.name, entry)
+            if learned_a or learned_b:
+                news.append(entry)
+        if news:
+            # Like memberlist's mergeState: only what was new to either side is gossiped on.
+            self._gossip(a.name, news)
+
+    def leave(self, node: Node, on_left: Callable[[], None]) -> None:
+        """Graceful leave: `leaving`, then `left` once the intent has spread."""
+        self.leaving.add(node.name)
+        entry = self._self_entry(node, LEAVING)
+        self._apply(node.name, entry)
+        self._gossip(node.name, [entry])
+        settle = self._gossip_rng.randint(*self.timings.leave_settle_ms)
+
+        def finish() -> None:
+            left = self._self_entry(node, LEFT)
+            self._apply(node.name, left)
+            self._gossip(node.name, [left])
+            on_left()
+
+        node_timer(self.host.engine, node, settle, finish, "serf.leave")
+
+    def force_leave(self, issuer: Node, subject: str, *, prune: bool) -> None:
+        """RemoveFailedNode[Prune]; a live, reachable member refutes and stays."""
+        view = self.view(issuer.name)
+        cur = view.get(subject)
+        if cur is None:
+            raise NoSuchMember(subject)
+        target = self.host.node(subject)
+        if (
+            target is not None
+            and target.responsive
+            and subject not in self.leaving
+            and self.host.link_ok(issuer, target)
+        ):
+            return
+        if cur.status == LEFT and not prune:
+            return
+        left = MemberEntry(subject, cur.addr, LEFT, self._next_version(), cur.tags)
+        self._apply(issuer.name, left)
+        erase = (subject, left.version) if prune else None
+        if erase is not None:
+            self._erase(issuer.name, *erase)
+        self._gossip(issuer.name, [left], erase)
+
+    def resync(self, node: Node) -> None:
+        """After a pause: exchange state with a reachable member (memberlist would within a probe)."""
+        for name in sorted(self.view(node.name)):
+            target = self.host.node(name)
+            if (
+                name != node.name
+                and target is not None
+                and self.host.link_ok(node, target)
+                and self.view(node.name)[name].status != LEFT
+            ):
+                self._push_pull(node, target)
+                return
+
+    def _arm_push_pull(self, node: Node) -> None:
+        # memberlist's periodic full-state exchange with one random live member: the anti-entropy
+        # that lets a node learn it was declared dead (and refute) even when nobody probes it.
+        interval = self.timings.push_pull_interval_ms
+        delay = interval // 2 + self._sync_rng.randrange(interval)
+        node_timer(self.host.engine, node, delay, lambda: self._periodic_push_pull(node), "serf.push-pull")
+
+    def _periodic_push_pull(self, node: Node) -> None:
+        self._arm_push_pull(node)
+        candidates = [
+            entry.name for entry in self.members(node.name) if entry.name != node.name and entry.status == ALIVE
+        ]
+        if not candidates:
+            return
+        target = self.host.node(self._sync_rng.choice(candidates))
+        if target is not None and self.host.link_ok(node, target):
+            self._push_pull(node, target)
+
+    # failure detection ----------------------------------------------------------------------
+
+    def reassess(self, names: Iterable[str]) -> None:
+        """Re-examine who can reach whom after a crash, pause, partition, heal or restart."""
+        now = self.host.engine.now
+        nodes = [n for n in (self.host.node(name) for name in sorted(names)) if n is not None]
+        newly_lost: set[str] = set()
+        reconnect: list[Node] = []
+        for obs in nodes:
+            if not obs.responsive:
+                continue
+            view = self.view(obs.name)
+            wants_reconnect = False
+            for subj in nodes:
+                if subj is obs:
+                    continue
+                entry = view.get(subj.name)
+                if entry is None:
+                    continue
+                key = (obs.name, subj.name)
+                if self.host.link_ok(obs, subj):
+                    self._lost_at.pop(key, None)
+                    if entry.status == FAILED and subj.name not in self.leaving:
+                        wants_reconnect = True
+                elif entry.status in (ALIVE, LEAVING) and key not in self._lost_at:
+                    self._lost_at[key] = now
+                    newly_lost.add(subj.name)
+            if wants_reconnect:
+                reconnect.append(obs)
+        for subject in sorted(newly_lost):
+            delay = self._detection_delay(subject)
+            self.host.engine.schedule(delay, partial(self._detect, subject, now), "serf.detect", subject)
+        for obs in reconnect:
+            delay = self._reconnect_rng.randrange(self.timings.reconnect_interval_ms)
+            self.host.engine.schedule(delay, partial(self._reconnect, obs), "serf.reconnect", obs.name)
+
+    def _detection_delay(self, subject: str) -> int:
+        t = self.timings
+        rng = self.host.engine.streams.get("serf.detect", subject)
+        n = max(len(self.view(subject)), 1)
+        probe_wait = rng.randrange(t.probe_interval_ms)
+        suspicion_min = t.suspicion_mult * max(1.0, math.log10(n)) * t.probe_interval_ms
+        suspicion_max = t.suspicion_max_mult * suspicion_min
+        if n - 2 < t.suspicion_mult - 2:
+            suspicion = suspicion_min
+        else:
+            # Confirmations from other probers usually shrink the timer to its minimum quickly;
+            # sometimes they are slow, which is the long tail users see.
+            suspicion = min(suspicion_max, suspicion_min + rng.expovariate(1 / (0.15 * suspicion_min)))
+        return int(probe_wait + t.probe_interval_ms + suspicion)
+
+    def _detect(self, subject: str, incident_t: int) -> None:
+        subj = self.host.node(subject)
+        newest: MemberEntry | None = None
+        victims: list[str] = []
+        for obs_name in sorted(self.views):
+            if obs_name == subject:
+                continue
+            obs = self.host.node(obs_name)
+            if obs is None or not obs.responsive:
+                continue
+            lost = self._lost_at.get((obs_name, subject))
+            if lost is None or lost > incident_t:
+                continue
+            if subj is not None and self.host.link_ok(obs, subj):
+                continue
+            entry = self.views[obs_name].get(subject)
+            if entry is None or entry.status not in (ALIVE, LEAVING):
+                continue
+            victims.append(obs_name)
+            if newest is None or entry.version > newest.version:
+                newest = entry
+        if newest is None:
+            return
+        status = LEFT if newest.status == LEAVING else FAILED
+        dead = MemberEntry(subject, newest.addr, status, self._next_version(), newest.tags)
+        for obs_name in victims:
+            self._apply(obs_name, dead)
+
+    def _reconnect(self, obs: Node) -> None:
+        if not obs.responsive:
+            return
+        for name, entry in sorted(self.view(obs.name).items()):
+            if entry.status != FAILED:
+                continue
+            target = self.host.node(name)
+            if target is not None and target.name not in self.leaving and self.host.link_ok(obs, target):
+                self._push_pull(obs, target)
+                return

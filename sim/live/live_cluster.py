@@ -1,0 +1,114 @@
+"""A live simulated cluster in real time over real HTTP on 127.0.0.1.
+
+The same scenario machinery as `sim run` (servers running core's keeper, moto for EC2), paced
+to the wall clock: one Consul HTTP API per agent, a moto EC2 endpoint sharing the in-process
+state, and a small control API for faults. Used by `tagjoin sim serve`, the console's `--demo`
+and tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tagjoin.sim.aws.ec2_account import DUMMY_KEY, Ec2World
+from tagjoin.sim.aws.moto_endpoint import MotoServer
+from tagjoin.sim.harness.scenario import CLUSTER, TAG_KEY, Scenario, ScenarioConfig, build
+from tagjoin.sim.live.agent_servers import ClusterHttp, serve_cluster
+from tagjoin.sim.live.control_api import ControlServer
+from tagjoin.sim.live.paced_driver import PacedDriver
+
+# Virtual time never ends on its own for a live cluster; the operator stops it.
+FOREVER_MS = 10 * 365 * 24 * 3600 * 1000
+
+
+@dataclass
+class LiveSim:
+    scenario: Scenario
+    driver: PacedDriver
+    http: ClusterHttp
+    moto: MotoServer
+    control: ControlServer
+    _stopped: bool = field(default=False)
+
+    @property
+    def agent_urls(self) -> dict[str, str]:
+        return self.http.urls
+
+    @property
+    def consul_address(self) -> str:
+        first_server = self.scenario.cluster.servers()[0]
+        return self.http.urls[first_server]
+
+    @property
+    def ec2_endpoint(self) -> str:
+        return self.moto.url
+
+    @property
+    def control_url(self) -> str:
+        return self.control.url
+
+    @property
+    def region(self) -> str:
+        return self.scenario.world.region
+
+    def environment(self) -> dict[str, str]:
+        """What to export so tagjoin, the aws CLI and consul clients talk to this cluster."""
+        return {
+            "CONSUL_HTTP_ADDR": self.consul_address,
+            "AWS_ENDPOINT_URL": self.ec2_endpoint,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": DUMMY_KEY,
+            "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
+            "TAGJOIN_CLUSTER": CLUSTER,
+            "TAGJOIN_TAG_KEY": TAG_KEY,
+        }
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.control.stop()
+        self.http.close()
+        self.moto.stop()
+        try:
+            self.driver.stop()
+        finally:
+            self.scenario.world.close()
+
+
+def start_live(
+    *,
+    servers: int = 3,
+    clients: int = 3,
+    raft_multiplier: int = 1,
+    seed: int = 0,
+    speed: float = 1.0,
+    handlers: bool = True,
+) -> LiveSim:
+    """`handlers=False`: the servers run no keeper, so only outside callers move the tag."""
+    world = Ec2World(seed, CLUSTER)
+    try:
+        config = ScenarioConfig(
+            seed=seed,
+            strategy="fenced",
+            servers=servers,
+            clients=clients,
+            raft_multiplier=raft_multiplier,
+            duration_ms=FOREVER_MS,
+            joiners=0,
+            inject_faults=False,
+            handlers=handlers,
+        )
+        scenario = build(config, world)
+        driver = PacedDriver(scenario.cluster.engine, speed=speed)
+        http = serve_cluster(scenario.cluster, driver, api=scenario.api)
+        moto = MotoServer(faults=scenario.faults)
+        moto.start()
+        control = ControlServer(scenario, driver, http)
+        control.start()
+        driver.start()
+    except BaseException:
+        world.close()
+        raise
+    return LiveSim(scenario, driver, http, moto, control)

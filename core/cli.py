@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -52,6 +53,9 @@ def _one_shot(argv: list[str]) -> bool:
 def _run(args_list: list[str]) -> int:
     parser = build_parser(load_plugins=_wants_plugins(args_list))
     args = parser.parse_args(args_list)
+    from tagjoin.core.log_setup import configure
+
+    configure(verbose=getattr(args, "verbose", 0), fmt=getattr(args, "log_format", "text"))
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
@@ -75,6 +79,7 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
         prog="tagjoin",
         description="Keep Consul's join target in an EC2 tag that follows the Raft leader.",
     )
+    add_log_flags(parser, default=0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     consul, aws = consul_flags(), aws_flags()
 
@@ -149,6 +154,19 @@ def _load_plugins(sub: Any) -> None:
         register(sub)
 
 
+def add_log_flags(parser: argparse.ArgumentParser, *, default: object = argparse.SUPPRESS) -> None:
+    """-v and --log-format, before the command or after it (a subcommand's copy must not reset them)."""
+    from tagjoin.core.log_setup import FORMATS
+
+    parser.add_argument("-v", "--verbose", action="count", default=default, help="more detail in the log (DEBUG)")
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="text" if default == 0 else default,
+        help="log lines as text (default) or one JSON object a line",
+    )
+
+
 def consul_flags() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("Consul (flags win over CONSUL_* env vars)")
@@ -165,6 +183,7 @@ def consul_flags() -> argparse.ArgumentParser:
 
 def aws_flags() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
+    add_log_flags(p)
     g = p.add_argument_group("EC2 (flags win over env vars)")
     g.add_argument("--region", help="AWS region (AWS_REGION / AWS_DEFAULT_REGION)")
     g.add_argument("--endpoint-url", help="EC2 endpoint (AWS_ENDPOINT_URL_EC2 / AWS_ENDPOINT_URL)")
@@ -322,19 +341,16 @@ def cmd_keep(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     aws = aws_settings(args)
     config = KeepConfig(interval=args.interval, anti_entropy=args.anti_entropy)
-
-    def log(line: str) -> None:
-        print(line, flush=True)
-
+    keep_log = logging.getLogger("tagjoin.core.keeper")
     try:
         with _consul(args) as consul:
             keeper = Keeper(
-                consul, _store(aws, scope_settings(args)), SystemClock(), config, instance_id=aws.instance_id, log=log
+                consul, _store(aws, scope_settings(args)), SystemClock(), config, instance_id=aws.instance_id
             )
-            log(f"keep: watching (interval {config.interval:g}s, anti-entropy {config.anti_entropy:g}s)")
+            keep_log.info("watching (interval %gs, anti-entropy %gs)", config.interval, config.anti_entropy)
             keeper.run(lambda: False)
     except Stop as sig:
-        log(f"keep: stopping on {sig}")
+        keep_log.info("stopping on %s", sig)
     return 0
 
 

@@ -29,10 +29,23 @@ class Decision(StrEnum):
 
 
 @dataclass(frozen=True)
+class WaitFor:
+    """The next call is a blocking query: it returns when `path`'s index passes `index`, or after `wait_s`.
+
+    Production ignores this (the call itself blocks); a simulator holds the caller in virtual time.
+    """
+
+    path: str
+    index: int
+    wait_s: float
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     """Announces the API call that comes next."""
 
     call: str
+    blocks: WaitFor | None = None
 
 
 @dataclass(frozen=True)

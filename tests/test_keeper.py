@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import random
 from collections.abc import Iterator
 
@@ -16,10 +17,21 @@ from tagjoin.core.consul.settings import consul_settings_from_env
 from tagjoin.core.handoff import Decision
 from tagjoin.core.keeper import KeepConfig, Keeper
 from tagjoin.core.settings import AwsSettings, Scope
-from tests.fake_agent import CHECKS, SELF_SERVER, FakeAgent, serve_tcp
+from tests.fake_agent import CHECKS, SELF_SERVER, FakeAgent, closed_port, serve_tcp
 from tests.moto_world import REGION, FakeClock, build_world
 
 KEY = "consul-leader"
+
+
+class _Lines(logging.Handler):
+    """The keeper's log lines, as the operator reads them."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
 
 
 @pytest.fixture
@@ -33,8 +45,11 @@ def setup(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Keeper, FakeAgent, 
         clock = FakeClock()
         store = TagStore(BotoEc2(client), Scope(cluster="c1"), clock=clock, rng=random.Random(1))
         lines: list[str] = []
+        logger = logging.getLogger(f"tests.keeper.{id(lines)}")
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(_Lines(lines))
         with ConsulClient(consul_settings_from_env({}, http_addr=url)) as consul:
-            keeper = Keeper(consul, store, clock, KeepConfig(interval=0.05, anti_entropy=60), log=lines.append)
+            keeper = Keeper(consul, store, clock, KeepConfig(interval=0.05, anti_entropy=60), logger=logger)
             yield keeper, agent, lines, clock
 
 
@@ -69,9 +84,26 @@ def test_follower_never_passes_and_errors_back_off(
     keeper.run(lambda: False, max_iterations=2)
     assert keeper.passes == []
     agent.leader = ""  # blocking health reads now answer 500 No cluster leader
+    looks = len([r for r in agent.requests if r.path == "/v1/agent/self"])
     keeper.run(lambda: False, max_iterations=1)
+    # An election fails the health query at once, but the raft state still names the next
+    # leader: the keeper looks at it in the same loop and waits one interval, not a backoff.
+    assert "health query failed" in lines[-1]
+    assert len([r for r in agent.requests if r.path == "/v1/agent/self"]) == looks + 1
+    assert clock.sleeps[-1] == 0.05
+    assert keeper.passes == []
+
+
+def test_an_agent_that_does_not_answer_backs_off(
+    setup: tuple[Keeper, FakeAgent, list[str], FakeClock],
+) -> None:
+    keeper, _agent, lines, clock = setup
+    with ConsulClient(consul_settings_from_env({}, http_addr=f"127.0.0.1:{closed_port()}")) as gone:
+        keeper.consul = gone
+        keeper.run(lambda: False, max_iterations=1)
     assert "retrying in 5s" in lines[-1]
     assert clock.sleeps[-1] == 5.0
+    assert keeper.passes == []
 
 
 def test_keeper_remembers_its_instance_so_a_later_handoff_costs_one_read(

@@ -47,6 +47,10 @@ MAX_QUERY_WAIT = 600.0
 _MAX_BODY_IN_MESSAGE = 300
 
 
+def health_state_path(state: str) -> str:
+    return f"/v1/health/state/{quote(state, safe='')}"
+
+
 def next_index(previous: int, returned: int) -> int:
     """The index for the next blocking query, after Consul's rules for misbehaving indexes.
 
@@ -165,8 +169,7 @@ class ConsulClient:
         wait: float | None = None,
         consistency: str | None = None,
     ) -> Blocking[list[HealthCheck]]:
-        path = f"/v1/health/state/{quote(state, safe='')}"
-        return self._blocking(path, _parse_health_checks, index, wait, consistency)
+        return self._blocking(health_state_path(state), _parse_health_checks, index, wait, consistency)
 
     def health_node(self, node: str, *, consistency: str | None = "consistent") -> Blocking[list[HealthCheck]]:
         """The node's checks; with `consistent`, the leader verifies its quorum before answering."""

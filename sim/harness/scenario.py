@@ -173,21 +173,9 @@ def _launch(s: Scenario, name: str, ip: str) -> None:
 
 
 def _start_keeper(s: Scenario, node: str) -> None:
-    """`tagjoin keep` on a server: a poll every interval, for as long as the process lives."""
-    engine, interval = s.cluster.engine, s.fleet.config.keep_interval_ms
-    n = s.cluster.node(node)
-    assert n is not None
-    epoch = n.epoch
-    offset = engine.streams.get("keeper.phase", node).randint(0, interval)
-
-    def tick() -> None:
-        current = s.cluster.node(node)
-        if current is None or current.epoch != epoch:
-            return  # that process is gone; a restart starts a new keeper
-        s.fleet.poll(node)
-        engine.schedule(interval, tick, "keeper.poll", node)
-
-    engine.schedule(offset, tick, "keeper.poll", node)
+    """`tagjoin keep` starts on a server, at a random phase of its poll interval."""
+    interval = s.fleet.config.keep_interval_ms
+    s.fleet.start_keeper(node, after_ms=s.cluster.engine.streams.get("keeper.phase", node).randint(0, interval))
 
 
 def _subscribe(s: Scenario) -> None:
@@ -221,11 +209,8 @@ def _subscribe(s: Scenario) -> None:
     def watch(ev: WatchFired) -> None:
         if not s.config.handlers:
             return
-        if s.config.strategy == "naive":
-            if ev.kind == "nodes":
-                fleet.trigger(ev.node_name, "nodes watch")
-        elif ev.kind == "checks":
-            fleet.poll(ev.node_name)  # the keeper's blocking health query returned
+        if s.config.strategy == "naive" and ev.kind == "nodes":
+            fleet.trigger(ev.node_name, "nodes watch")
 
     cluster.subscribe(LeaderElected, elected)
     cluster.subscribe(LeadershipLost, lost)
@@ -360,7 +345,7 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
         # and later resumes it with what it saw before the pause.
         span()
         s.fleet.interrupt_next_pass(f.target, 1 + k % 3, lambda: _safe(lambda: cluster.pause(f.target, f.duration)))
-        s.fleet.trigger(f.target, "watch fired")
+        s.fleet.trigger(f.target, "watch fired")  # naive; a keeper pauses in whichever pass comes next
     elif f.kind in ("throttle", "ec2-5xx"):
         span()
         if f.kind == "throttle":

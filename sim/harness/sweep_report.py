@@ -78,7 +78,10 @@ def render_violations(recordings: Sequence[Recording], limit: int = 10) -> str:
 
 def to_json(summaries: Mapping[str, Summary], recordings: Sequence[Recording]) -> dict[str, Any]:
     return {
-        "strategies": {name: asdict(s) for name, s in summaries.items()},
+        # tag_after_leader_ms: from a leader's election until the tag is on it and nowhere else.
+        "strategies": {
+            name: {**asdict(s), "tag_after_leader_ms": dict(s.convergence_from_leader)} for name, s in summaries.items()
+        },
         "violations": [
             {
                 "strategy": r.strategy,

@@ -1,16 +1,23 @@
-"""The tag handlers running on simulated nodes, stepped one API call at a time in virtual time.
+"""The tag processes running on simulated nodes, stepped one API call at a time in virtual time.
 
-Each node runs the same core code a production node runs — `tagjoin.core.handoff.handoff_pass` for
-the fenced strategy, `tagjoin.sim.harness.naive_strategy.naive_pass` for the naive one — over a Consul
-client whose transport routes to that node's own simulated agent and a TagStore on the shared moto client. Between two
-API calls the driver waits a latency drawn from the node's stream (plus any retry backoff the
-store slept), so pauses, crashes and other nodes' calls can fall in between.
+A fenced server runs `tagjoin.core.keeper.Keeper` itself — the production loop, blocking health
+query, raft-state look, error handling and handoff pass included — and the naive strategy runs
+`tagjoin.sim.harness.naive_strategy.naive_pass` when its `nodes` watch fires. Both talk to the
+node's own simulated agent through core's ConsulClient and to EC2 through core's TagStore.
+
+Every production loop here is a generator that yields a `Checkpoint` before each API call. The
+driver waits a latency drawn from the node's stream before letting the call happen (plus whatever
+the process slept on its SimClock), so pauses, crashes and other nodes' calls fall in between. A
+checkpoint that announces a blocking query (`WaitFor`) is held in virtual time until the agent
+would answer it — its index moved past the caller's, or the wait (plus Consul's jitter) ran out —
+exactly as the query blocks against `sim serve` over real HTTP.
 """
 
 from __future__ import annotations
 
+import logging
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +26,10 @@ from tagjoin.core.aws.tag_store import TagStore
 from tagjoin.core.consul.client import ConsulClient
 from tagjoin.core.consul.settings import ConsulSettings
 from tagjoin.core.errors import TagjoinError
-from tagjoin.core.handoff import Checkpoint, Report, handoff_pass
-from tagjoin.core.model import Instance
+from tagjoin.core.handoff import Checkpoint, Report, WaitFor
+from tagjoin.core.keeper import KeepConfig, Keeper
 from tagjoin.core.settings import Scope
+from tagjoin.sim.consul.http_api import AgentUnavailable, ApiRequest, Block
 from tagjoin.sim.harness.naive_strategy import naive_pass
 from tagjoin.sim.kernel.engine import Engine, SimClock
 
@@ -33,39 +41,63 @@ if TYPE_CHECKING:
 
 Steps = Generator[Checkpoint, None, Any]
 
+# How often a held blocking query looks whether its agent would answer now. Changes land between
+# two looks; a finer grain costs simulator time without changing what a keeper decides.
+HOLD_POLL_MS = 100
+# ConsulClient's own timeout (ConsulSettings.timeout): a query to a stopped agent fails after it.
+CLIENT_TIMEOUT_S = 5.0
+
 
 @dataclass
 class HandlerConfig:
     strategy: str  # fenced / naive
     scope: Scope
     latency_ms: tuple[int, int] = (2, 20)
-    keep_interval_ms: int = 1_000  # fenced keeper: local raft-state poll, as `tagjoin keep`
-    anti_entropy_ms: int = 60_000
-    restart_ms: int = 5_000  # systemd brings a killed keeper back after this long
+    keep_interval_ms: int = 1_000  # `tagjoin keep --interval`
+    anti_entropy_ms: int = 60_000  # `tagjoin keep --anti-entropy`
+    restart_ms: int = 5_000  # systemd's RestartSec for a killed keeper
     max_attempts: int = 4
+
+
+class _NodeLog(logging.LoggerAdapter[logging.Logger]):
+    """The keeper's log lines, into the scenario's trace instead of the process's stderr."""
+
+    def __init__(self, node: str, sink: Callable[[str, str], None]) -> None:
+        super().__init__(logging.getLogger("tagjoin.sim.keeper"), {})
+        self._node = node
+        self._sink = sink
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if level >= logging.INFO:
+            self._sink(self._node, f"keep: {str(msg) % args if args else msg}")
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        return msg, kwargs
 
 
 @dataclass
 class NodeHandler:
-    """The keeper (fenced) or `nodes` watch handler (naive) of one node."""
+    """What runs on one node: the keeper (fenced) or the `nodes` watch handler (naive)."""
 
     node: str
     consul: ConsulClient
     store: TagStore
     clock: SimClock
     rng: random.Random
-    running: Steps | None = None
-    pending: bool = False  # a trigger arrived while a pass ran: run again after it
+    keeper: Keeper | None = None
+    running: Steps | None = None  # the keeper's loop, or the naive handler's current run
+    pending: bool = False  # naive: a watch fired while the handler ran: run again after it
     dead_until: int = -1  # killed by a handler-crash fault until then
     interrupt: tuple[int, Callable[[], None] | None] | None = None  # (calls left, action; None = kill)
-    last_raft: tuple[str, int] | None = None
-    last_pass_at: int | None = None
-    own: Instance | None = None
     reports: list[Report] = field(default_factory=list)
+
+    @property
+    def in_pass(self) -> bool:
+        return self.running is not None and (self.keeper is None or self.keeper.in_pass)
 
 
 class HandlerFleet:
-    """Owns every node's handler and turns triggers into stepped passes."""
+    """Owns every node's tag process and steps it in virtual time."""
 
     def __init__(
         self,
@@ -100,66 +132,71 @@ class HandlerFleet:
     def add(self, node: str) -> NodeHandler:
         clock = SimClock(self.engine)
         consul = ConsulClient(
-            ConsulSettings(address=f"{node}.agent:8500", timeout=5.0), transport=self.api.transport_for(node)
+            ConsulSettings(address=f"{node}.agent:8500", timeout=CLIENT_TIMEOUT_S),
+            transport=self.api.transport_for(node),
         )
         store = self.store_for(node, clock)
         handler = NodeHandler(node, consul, store, clock, self.engine.streams.get("handler.latency", node))
         self.handlers[node] = handler
         return handler
 
-    # triggers ------------------------------------------------------------------------------------
+    # the fenced keeper ---------------------------------------------------------------------------
+
+    def start_keeper(self, node: str, *, after_ms: int = 0) -> None:
+        """`tagjoin keep` starts on `node` (a new process: nothing remembered from an earlier one)."""
+        h = self.handlers.get(node)
+        if h is None:
+            return
+        self._close(h)
+        keeper = Keeper(
+            h.consul,
+            h.store,
+            h.clock,
+            KeepConfig(interval=self.config.keep_interval_ms / 1000, anti_entropy=self.config.anti_entropy_ms / 1000),
+            logger=_NodeLog(node, self.log),
+        )
+        h.keeper = keeper
+        h.running = keeper.loop(lambda: False)
+        self._schedule_step(h, after_ms)
+
+    # the naive watch handler ---------------------------------------------------------------------
 
     def trigger(self, node: str, reason: str) -> None:
+        """The naive handler's `nodes` watch fired on `node`."""
         h = self.handlers.get(node)
-        if h is None or not self.cluster.is_up(node) or self.engine.now < h.dead_until:
+        if h is None or h.keeper is not None or not self.cluster.is_up(node) or self.engine.now < h.dead_until:
             return
         if h.running is not None:
             h.pending = True
             return
         self.log(node, f"pass ({reason})")
-        h.running = self._new_pass(h)
+        h.running = naive_pass(h.consul, h.store)
+        next(h.running)  # up to its first checkpoint: no call made yet
         self._schedule_step(h, self._latency(h))
 
-    def poll(self, node: str) -> None:
-        """The fenced keeper's cheap local poll: a pass when raft state or term changed, or
-        when anti-entropy is due. The poll itself is one local agent/self call."""
-        h = self.handlers.get(node)
-        if h is None or not self.cluster.is_responsive(node) or self.engine.now < h.dead_until:
-            return
-        try:
-            me = h.consul.agent_self()
-        except TagjoinError:
-            return
-        raft = (me.raft_state, me.term)
-        changed = raft != h.last_raft
-        h.last_raft = raft
-        due = h.last_pass_at is None or self.engine.now - h.last_pass_at >= self.config.anti_entropy_ms
-        if me.is_leader and (changed or due):
-            self.trigger(node, "raft changed" if changed else "anti-entropy")
+    # faults --------------------------------------------------------------------------------------
 
     def interrupt_next_pass(self, node: str, after_calls: int, action: Callable[[], None] | None = None) -> None:
-        """Between two API calls of the node's next pass: kill the handler (None) or run `action`,
+        """Between two API calls of the node's next pass: kill the process (None) or run `action`,
         e.g. a stop-the-world pause of the node."""
         h = self.handlers.get(node)
         if h is not None:
-            # The first step of a pass runs up to its first checkpoint and makes no call yet.
-            h.interrupt = (after_calls + 1, action)
+            h.interrupt = (after_calls, action)
 
     def stop(self, node: str) -> None:
-        """The node's process died: its pass dies with it."""
+        """The node's process died: whatever it was doing dies with it."""
         h = self.handlers.get(node)
-        if h is not None and h.running is not None:
+        if h is not None:
+            self._close(h)
+
+    def _close(self, h: NodeHandler) -> None:
+        if h.running is not None:
             h.running.close()
-            h.running = None
-            h.pending = False
-            h.last_raft = None
+        h.running = None
+        h.keeper = None
+        h.pending = False
 
     # stepping ------------------------------------------------------------------------------------
-
-    def _new_pass(self, h: NodeHandler) -> Steps:
-        if self.config.strategy == "naive":
-            return naive_pass(h.consul, h.store)
-        return handoff_pass(h.consul, h.store, h.clock, known_own=h.own)
 
     def _latency(self, h: NodeHandler) -> int:
         lo, hi = self.config.latency_ms
@@ -171,7 +208,7 @@ class HandlerFleet:
 
         def step() -> None:
             if h.running is not steps or self._epoch(h.node) != epoch:
-                return  # the process restarted or the pass was dropped meanwhile
+                return  # the process restarted or the run was dropped meanwhile
             if not self.cluster.is_responsive(h.node):
                 self.engine.schedule(50, step, "handler.wait-resume", h.node)  # paused: nothing runs
                 return
@@ -184,8 +221,9 @@ class HandlerFleet:
         return -1 if n is None else n.epoch
 
     def _advance(self, h: NodeHandler) -> None:
+        """Make the call the last checkpoint announced, and run on to the next checkpoint."""
         assert h.running is not None
-        if h.interrupt is not None:
+        if h.interrupt is not None and h.in_pass:
             calls, action = h.interrupt
             if calls <= 0:
                 h.interrupt = None
@@ -197,8 +235,9 @@ class HandlerFleet:
                 return
             h.interrupt = (calls - 1, action)
         self.current = h.node
+        passes = len(h.keeper.passes) if h.keeper is not None else 0
         try:
-            next(h.running)
+            checkpoint = next(h.running)
         except StopIteration as done:
             self._finished(h, done.value)
             return
@@ -209,26 +248,61 @@ class HandlerFleet:
         finally:
             self.current = None
             self.on_step(h.node)
-        self._schedule_step(h, self._latency(h) + h.clock.take_debt())
+        if h.keeper is not None and len(h.keeper.passes) > passes:
+            h.reports.append(h.keeper.passes[-1])
+        delay = self._latency(h) + h.clock.take_debt()
+        if checkpoint.blocks is not None:
+            self._hold(h, checkpoint.blocks, delay)
+        else:
+            self._schedule_step(h, delay)
+
+    def _hold(self, h: NodeHandler, wait: WaitFor, delay: int) -> None:
+        """Keep a blocking query waiting until its agent would answer it, as Consul holds it."""
+        if wait.index <= 0:
+            self._schedule_step(h, delay)  # no index: Consul answers at once
+            return
+        steps = h.running
+        wait_ms = max(1, round(wait.wait_s * 1000))
+        target = f"{wait.path}?index={wait.index}&wait={wait_ms}ms"
+        first = self._would_block(h.node, target)
+        if first is None:
+            self._schedule_step(h, delay)
+            return
+        # A stopped agent never answers: the client's read timeout ends the wait (ConsulClient
+        # allows wait + wait/16 + its own timeout).
+        held = first if first > 0 else wait_ms + wait_ms // 16 + round(CLIENT_TIMEOUT_S * 1000)
+        deadline = self.engine.now + delay + held
+
+        def look() -> None:
+            if h.running is not steps:
+                return
+            if self.engine.now >= deadline or self._would_block(h.node, target) is None:
+                self._schedule_step(h, 0)
+                return
+            self.engine.schedule(min(HOLD_POLL_MS, deadline - self.engine.now), look, "handler.hold", h.node)
+
+        self.engine.schedule(delay + min(HOLD_POLL_MS, held), look, "handler.hold", h.node)
+
+    def _would_block(self, node: str, target: str) -> int | None:
+        """How long agent `node` would hold `target` (ms; 0 if it cannot answer at all), or None if it answers now."""
+        try:
+            result = self.api.handle(node, ApiRequest.build("GET", target), may_block=True)
+        except AgentUnavailable as exc:
+            return None if exc.refused else 0
+        return result.wait_ms if isinstance(result, Block) else None
 
     def _kill(self, h: NodeHandler) -> None:
-        assert h.running is not None
-        h.running.close()
-        h.running = None
+        was_keeper = h.keeper is not None
+        self._close(h)
         h.dead_until = self.engine.now + self.config.restart_ms
-        h.last_raft = None
         self.log(h.node, "handler crashed between two API calls")
-        self.engine.schedule(self.config.restart_ms, lambda: self.poll(h.node), "handler.restart", h.node)
+        if was_keeper:
+            self.start_keeper(h.node, after_ms=self.config.restart_ms)  # systemd's Restart=always
 
     def _finished(self, h: NodeHandler, result: object) -> None:
         h.running = None
         h.clock.take_debt()
-        if isinstance(result, Report):
-            h.reports.append(result)
-            h.own = result.own or h.own
-            h.last_pass_at = self.engine.now
-            self.log(h.node, f"{result.decision.value}: {result.plan.reason}")
-        elif isinstance(result, str):
+        if isinstance(result, str):
             self.log(h.node, result)
         if h.pending:
             h.pending = False

@@ -1,4 +1,4 @@
-"""Expected failures, each with the exit status the CLI maps it to (DESIGN §3)."""
+"""Expected failures, each with the exit status the CLI maps it to (docs/design.md §3)."""
 
 from __future__ import annotations
 

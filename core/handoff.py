@@ -1,4 +1,4 @@
-"""The fenced, make-before-break leader-tag handoff (DESIGN §2): observe → plan → apply.
+"""The fenced, make-before-break leader-tag handoff (docs/design.md §2): observe → plan → apply.
 
 Observe and apply are generators that yield a `Checkpoint` before every API call. Production
 drives them straight through (`run_pass`); the simulator resumes them one call at a time, so

@@ -1,7 +1,8 @@
 """A minimal fake Consul agent served over real HTTP (TCP or unix socket) on loopback.
 
 It answers with the JSON shapes, headers (Go-canonicalised names) and plain-text error bodies
-of reference/consul.md §2, and records every request so tests can check what was sent.
+of Consul's agent/http.go and its endpoint handlers, and records every request so tests can check
+what was sent.
 """
 
 from __future__ import annotations

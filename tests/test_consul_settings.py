@@ -1,4 +1,4 @@
-"""CONSUL_* env vars and flags → ConsulSettings, with the Go client's semantics (reference/consul.md §5)."""
+"""CONSUL_* env vars and flags → ConsulSettings, with the Go client's semantics (api/api.go `DefaultConfig`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The EC2 tag store: the only code in core that reads or writes leader tags.
 
-Reads and writes are always limited to the cluster scope (DESIGN §2). Retrying is ours, not the
+Reads and writes are always limited to the cluster scope (docs/design.md §2). Retrying is ours, not the
 client library's: the simulator runs this code in virtual time, so every backoff has to go through
 the injected clock and draw its jitter from the injected random stream.
 """

@@ -1,6 +1,7 @@
 """An EC2 account for one simulation: moto in process, seeded, with the cluster's VPC.
 
-Seeding and reset (measured, see reference/moto.md §2): `mock_aws` start resets moto's backends,
+Seeding and reset (measured against moto 5: moto/core/models.py `BaseMockAWS.start` resets the
+backends, moto/moto_api/_internal `mock_random` is the seeded stream): `mock_aws` start resets moto's backends,
 and building a region backend consumes moto's random stream (default VPC, AMIs…). So a world
 starts the mock, resets explicitly (a start nested in another active mock does not reset), makes
 one warm-up call that builds every backend the first real call would build, and only then seeds
@@ -317,7 +318,8 @@ class Ec2World:
         """n running instances of other workloads, in one batch, outside the cluster scope.
 
         Untagged by default: moto's tag filters cost O(instances x tags in the region), so 5,000
-        tagged noise instances would make each filtered describe take seconds (reference/moto.md §3).
+        tagged noise instances would make each filtered describe take seconds (moto/ec2/utils.py
+        `passes_filter_dict` evaluates a tag filter against every instance's tag list).
         """
         if n <= 0:
             return []

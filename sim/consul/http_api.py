@@ -1,6 +1,7 @@
 """The Consul HTTP API of each simulated agent, answered from that agent's own local view.
 
-Shapes, status codes, headers and error texts follow reference/consul.md §2. A crashed agent refuses
+Shapes, status codes, headers and error texts follow Consul's agent/http.go (`HTTPHandlers.wrap`,
+`setMeta`, `parseWait`) and the endpoint handlers in agent/*_endpoint.go. A crashed agent refuses
 connections; a paused one accepts but never answers (a read timeout). Requests are handled by
 `AgentApi.handle`, which two front ends share:
 

@@ -4,7 +4,8 @@ Each node holds its own member list (what `/v1/agent/members` shows there). Upda
 version (memberlist's incarnation, made total so merges are deterministic): the newer entry wins,
 and a live node that hears it was declared failed or left refutes with a newer `alive`.
 
-Timing model (reference/simulation.md §3.3): a member that becomes unreachable is marked `failed`
+Timing model (memberlist's config.go `DefaultLANConfig` and suspicion.go `newSuspicion`: 1 s probes,
+suspicion 4 x max(1, log10 n) probe intervals): a member that becomes unreachable is marked `failed`
 by the observers that lost it after a drawn detection time (probe wait + probe + suspicion,
 about 5-7 s for small pools, with a tail); gossip reaches the pool after a drawn 50-500 ms; a graceful
 leave shows `leaving`, then `left`; after a partition heals, failed-but-alive members are merged

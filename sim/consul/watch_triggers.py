@@ -4,7 +4,8 @@
 both are forwarded to the leader. A watch fires on its first result and afterwards only when the
 result changed (api/watch/plan.go: new index and not DeepEqual). Since each Raft cluster has one
 committed history, "(cluster, table index)" identifies the content exactly. A crash changes only the
-checks table, so only `checks` watches fire for it — the point of DESIGN §2's trigger discussion.
+checks table, so only `checks` watches fire for it — why `tagjoin keep` watches health, not nodes
+(docs/design.md §2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Metrics from recordings (DESIGN §4): convergence, tag windows, join availability, EC2 cost."""
+"""Metrics from recordings (docs/design.md §4): convergence, tag windows, join availability, EC2 cost."""
 
 from __future__ import annotations
 

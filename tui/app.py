@@ -17,7 +17,6 @@ from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, get_current_worker
 
@@ -28,6 +27,7 @@ from tagjoin.tui.actions import SPECS, ActionName, ActionService, Aim, Request, 
 from tagjoin.tui.commands import ConsoleCommands, PaletteCommand
 from tagjoin.tui.leader_history import History, sample_of
 from tagjoin.tui.log_entries import Event, EventKind, Tracker, observe
+from tagjoin.tui.messages import ActionDone, SnapshotReady
 from tagjoin.tui.screens.confirm import ConfirmScreen
 from tagjoin.tui.screens.help import HelpLine, HelpScreen
 from tagjoin.tui.source import Snapshot, SnapshotSource
@@ -39,21 +39,6 @@ from tagjoin.tui.widgets.instances import InstancesTable
 from tagjoin.tui.widgets.leader_bar import LeaderBar, leader_text
 from tagjoin.tui.widgets.members import MembersTable
 from tagjoin.tui.widgets.timeline_strip import TimelineStrip
-
-
-class SnapshotReady(Message):
-    def __init__(self, snapshot: Snapshot) -> None:
-        super().__init__()
-        self.snapshot = snapshot
-
-
-class ActionDone(Message):
-    def __init__(self, request: Request, ok: bool, text: str) -> None:
-        super().__init__()
-        self.request = request
-        self.ok = ok
-        self.text = text
-
 
 # key, action, footer label; one binding per action of the action layer.
 ACTION_KEYS: tuple[tuple[str, ActionName, str], ...] = (

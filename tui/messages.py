@@ -1,0 +1,26 @@
+"""What the console's workers tell the UI thread: workers never touch widgets, they post these."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from tagjoin.tui.actions import Request
+from tagjoin.tui.source import Snapshot
+
+
+class SnapshotReady(Message):
+    """A poll finished: the snapshot the screen should show next."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class ActionDone(Message):
+    """An action the operator confirmed has finished, well or not; `text` says how."""
+
+    def __init__(self, request: Request, ok: bool, text: str) -> None:
+        super().__init__()
+        self.request = request
+        self.ok = ok
+        self.text = text

@@ -274,9 +274,10 @@ def run(out_dir: Path, *, runs: int = 10, quick: bool = False) -> Section:
     section.text(
         "Both handlers make the same four EC2 calls: two DescribeInstances (the tagged holders, the "
         "leader's own instance — it is not among the holders), one CreateTags, one DeleteTags. "
-        "tagjoin's wall time is mostly Python start-up (the interpreter, httpx, our modules; EC2 goes "
-        "through the standard-library client, not boto3) plus the pass itself (3 Consul reads, 4 EC2 "
-        "calls). Each `aws` invocation pays the CLI's own start-up, four times."
+        "tagjoin's wall time is mostly Python start-up (the interpreter, httpx, our modules, and — once "
+        "the pass finds this node leads — botocore and its EC2 client, built once for the four calls) "
+        "plus the pass itself (3 Consul reads, 4 EC2 calls). Each `aws` invocation pays the CLI's own "
+        "start-up, botocore's included, four times."
     )
     if bench.failures:
         section.text("Failures: " + "; ".join(bench.failures[:5]))

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from tagjoin.core.settings import AwsSettings, Scope
 
 CORE_COMMANDS = ("targets", "reconcile", "watch-handler", "keep", "status", "deploy-kit")
-PLUGIN_GROUP = "tagjoin.commands"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,6 +78,7 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
         prog="tagjoin",
         description="Keep Consul's join target in an EC2 tag that follows the Raft leader.",
     )
+    parser.add_argument("--version", action=_PrintVersion)
     add_log_flags(parser, default=0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     consul, aws = consul_flags(), aws_flags()
@@ -142,16 +142,23 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _load_plugins(sub: Any) -> None:
-    from importlib.metadata import entry_points
+class _PrintVersion(argparse.Action):
+    """`--version`, reading the installed version only when asked (importlib.metadata is slow to load)."""
 
-    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
-        try:
-            register = ep.load()
-        except ImportError as exc:  # e.g. installed without the console extra
-            sub.add_parser(ep.name, help=f"unavailable: {exc}")
-            continue
-        register(sub)
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **_kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        import tagjoin
+
+        print(f"tagjoin {tagjoin.__version__}")
+        parser.exit()
+
+
+def _load_plugins(sub: Any) -> None:
+    from tagjoin.core.plugins import load_plugins
+
+    load_plugins(sub)
 
 
 def add_log_flags(parser: argparse.ArgumentParser, *, default: object = argparse.SUPPRESS) -> None:
@@ -216,11 +223,12 @@ def aws_settings(args: argparse.Namespace, *, region: str | None = None, endpoin
 
 
 def _store(aws: AwsSettings, scope: Scope) -> TagStore:
-    from tagjoin.core.aws.connect import open_ec2
+    from tagjoin.core.aws.lazy_ec2 import LazyEc2
     from tagjoin.core.aws.tag_store import TagStore
     from tagjoin.core.clock import SystemClock, system_random
 
-    return TagStore(open_ec2(aws), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts)
+    # The command's one EC2 client, built on its first call: a pass that never reaches EC2 never loads botocore.
+    return TagStore(LazyEc2(aws), scope, clock=SystemClock(), rng=system_random(), max_attempts=aws.max_attempts)
 
 
 def consul_settings(args: argparse.Namespace) -> ConsulSettings:
@@ -283,6 +291,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     from tagjoin.core.clock import SystemClock
     from tagjoin.core.handoff import Decision, run_pass
+    from tagjoin.core.pass_lock import lock_from_env
 
     aws = aws_settings(args)
     with _consul(args) as consul:
@@ -292,37 +301,35 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             SystemClock(),
             instance_id=aws.instance_id,
             dry_run=args.dry_run,
+            lock=None if args.dry_run else lock_from_env(os.environ),
         )
     print(json.dumps(report.to_json(), indent=2) if args.json else report.summary())
-    return EXIT_FAILED if report.decision is Decision.SELF_NOT_RUNNING else 0
+    return EXIT_FAILED if report.decision in (Decision.SELF_NOT_RUNNING, Decision.BUSY) else 0
 
 
 def cmd_watch_handler(args: argparse.Namespace) -> int:
     from tagjoin.core.clock import SystemClock
-    from tagjoin.core.errors import ConfigError
-    from tagjoin.core.handoff import run_pass
-    from tagjoin.core.watch_payload import PayloadError, parse_index, parse_payload
+    from tagjoin.core.handoff import drive
+    from tagjoin.core.pass_lock import lock_from_env
+    from tagjoin.core.watch_handler import handle_event
 
-    index = parse_index(os.environ.get("CONSUL_INDEX"))
-    trigger = f"index {index}" if index is not None else "no CONSUL_INDEX"
-    try:
-        payload = parse_payload(sys.stdin.read())
-        trigger = f"{payload.kind.value} watch, {payload.count} entries, {trigger}"
-    except PayloadError as exc:
-        # The payload is only a trigger; reconciling from live state is still right.
-        print(f"tagjoin watch-handler: ignoring bad payload: {exc}", file=sys.stderr)
-    try:
-        aws = aws_settings(args)
-        with _consul(args) as consul:
-            report = run_pass(consul, _store(aws, scope_settings(args)), SystemClock(), instance_id=aws.instance_id)
-    except ConfigError:
-        raise
-    except TagjoinError as exc:
-        # A non-zero exit would stop `consul watch`; the next event or `keep` retries.
-        print(f"tagjoin watch-handler ({trigger}): {exc}; will retry on the next event", file=sys.stderr)
-        return 0
-    print(f"tagjoin watch-handler ({trigger}): {report.summary().splitlines()[0]}")
-    return 0
+    aws = aws_settings(args)
+    with _consul(args) as consul:
+        steps = handle_event(
+            sys.stdin.read(),
+            os.environ.get("CONSUL_INDEX"),
+            consul,
+            _store(aws, scope_settings(args)),
+            SystemClock(),
+            instance_id=aws.instance_id,
+            lock=lock_from_env(os.environ),
+        )
+        run = drive(steps)
+    for line in run.stderr:
+        print(line, file=sys.stderr)
+    for line in run.stdout:
+        print(line)
+    return run.exit_code
 
 
 def cmd_keep(args: argparse.Namespace) -> int:
@@ -330,9 +337,10 @@ def cmd_keep(args: argparse.Namespace) -> int:
 
     from tagjoin.core.clock import SystemClock
     from tagjoin.core.keeper import KeepConfig, Keeper
+    from tagjoin.core.pass_lock import lock_from_env
 
-    class Stop(Exception):
-        pass
+    class Stop(BaseException):
+        """A signal to stop; not an Exception, so no library's broad `except Exception` swallows it."""
 
     def stop(signum: int, _frame: object) -> None:
         raise Stop(signal.Signals(signum).name)
@@ -345,7 +353,12 @@ def cmd_keep(args: argparse.Namespace) -> int:
     try:
         with _consul(args) as consul:
             keeper = Keeper(
-                consul, _store(aws, scope_settings(args)), SystemClock(), config, instance_id=aws.instance_id
+                consul,
+                _store(aws, scope_settings(args)),
+                SystemClock(),
+                config,
+                instance_id=aws.instance_id,
+                lock=lock_from_env(os.environ),
             )
             keep_log.info("watching (interval %gs, anti-entropy %gs)", config.interval, config.anti_entropy)
             keeper.run(lambda: False)

@@ -10,18 +10,23 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from tagjoin.core.aws.tag_store import TagStore
 from tagjoin.core.clock import Clock
 from tagjoin.core.consul.client import ConsulClient
 from tagjoin.core.errors import BadResponse, NoLeader
 from tagjoin.core.model import AgentSelf, Instance, leader_address, parse_term
+from tagjoin.core.pass_lock import PassLock
+
+R = TypeVar("R")
 
 
 class Decision(StrEnum):
     NOT_LEADER = "not-leader"
     UNCONFIRMED = "unconfirmed"  # the local agent says Leader, but a quorum read disagrees
+    SUPERSEDED = "superseded"  # leadership changed while the pass ran: it writes nothing
+    BUSY = "busy"  # another pass on this node holds the handoff lock
     STALE = "stale"  # a tag carries a higher term than ours: someone newer leads
     SELF_NOT_RUNNING = "self-not-running"
     NO_CHANGE = "no-change"
@@ -197,6 +202,17 @@ def plan(obs: Observation, tag_key: str) -> Plan:
     return Plan(Decision.HANDOFF, "; ".join(parts), term, create, deletes)
 
 
+def last_look(consul: ConsulClient, obs: Observation, p: Plan) -> Generator[Checkpoint, None, Plan]:
+    """Right before writing, ask the local agent again: a pass that stalled after it observed
+    (a pause, a slow EC2 read) must not write for a term the node no longer leads in."""
+    yield Checkpoint("consul:agent/self")
+    now = consul.agent_self()
+    if now.is_leader and now.term == obs.agent.term:
+        return p
+    state = f"{now.raft_state or 'client'} at term {now.term}"
+    return Plan(Decision.SUPERSEDED, f"planned at term {p.term}, but the node is now {state}; writing nothing", p.term)
+
+
 def apply(store: TagStore, p: Plan, report: Report) -> Generator[Checkpoint, None, None]:
     """Make before break: the new tag is in place before any old one is removed."""
     if p.create is not None:
@@ -217,15 +233,27 @@ def handoff_pass(
     instance_id: str | None = None,
     known_own: Instance | None = None,
     dry_run: bool = False,
+    lock: PassLock | None = None,
 ) -> Generator[Checkpoint, None, Report]:
-    """One whole pass as a resumable generator; its return value is the report."""
+    """One whole pass as a resumable generator; its return value is the report.
+
+    With a `lock`, the pass runs only if no other pass on this node holds it (see pass_lock).
+    """
     started = clock.monotonic()
     before = store.stats.snapshot()
-    obs = yield from observe(consul, store, instance_id=instance_id, known_own=known_own)
-    p = plan(obs, store.scope.tag_key)
-    report = Report(node=obs.agent.node_name, plan=p, dry_run=dry_run, own=obs.own)
-    if p.writes and not dry_run:
-        yield from apply(store, p, report)
+    if lock is not None and not lock.try_acquire():
+        return Report(node="", plan=Plan(Decision.BUSY, "another handoff pass on this node is running", -1))
+    try:
+        obs = yield from observe(consul, store, instance_id=instance_id, known_own=known_own)
+        p = plan(obs, store.scope.tag_key)
+        if p.writes and not dry_run:
+            p = yield from last_look(consul, obs, p)
+        report = Report(node=obs.agent.node_name, plan=p, dry_run=dry_run, own=obs.own)
+        if p.writes and not dry_run:
+            yield from apply(store, p, report)
+    finally:
+        if lock is not None:
+            lock.release()
     delta = store.stats.since(before)
     report.ec2_calls = {k: v for k, v in delta.calls.items() if v}
     report.throttled = delta.throttled
@@ -233,13 +261,13 @@ def handoff_pass(
     return report
 
 
-def drive(steps: Generator[Checkpoint, None, Report]) -> Report:
-    """Run a pass back to back, as production does."""
+def drive(steps: Generator[Checkpoint, None, R]) -> R:
+    """Run steps back to back, as production does: each call blocks for as long as it takes."""
     while True:
         try:
             next(steps)
         except StopIteration as done:
-            result: Report = done.value
+            result: R = done.value
             return result
 
 
@@ -251,5 +279,8 @@ def run_pass(
     instance_id: str | None = None,
     known_own: Instance | None = None,
     dry_run: bool = False,
+    lock: PassLock | None = None,
 ) -> Report:
-    return drive(handoff_pass(consul, store, clock, instance_id=instance_id, known_own=known_own, dry_run=dry_run))
+    return drive(
+        handoff_pass(consul, store, clock, instance_id=instance_id, known_own=known_own, dry_run=dry_run, lock=lock)
+    )

@@ -21,10 +21,12 @@ from tagjoin.core.consul.client import ConsulClient, health_state_path, next_ind
 from tagjoin.core.errors import ConsulError, Ec2Error
 from tagjoin.core.handoff import Checkpoint, Decision, Report, WaitFor, handoff_pass
 from tagjoin.core.model import AgentSelf, Instance
+from tagjoin.core.pass_lock import PassLock
 
 log = logging.getLogger(__name__)
 
 KeepSteps = Generator[Checkpoint, None, None]
+_LOOK_AGAIN = (Decision.UNCONFIRMED, Decision.SUPERSEDED, Decision.BUSY)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Keeper:
         config: KeepConfig,
         *,
         instance_id: str | None = None,
+        lock: PassLock | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = log,
     ) -> None:
         self.consul = consul
@@ -52,6 +55,7 @@ class Keeper:
         self.clock = clock
         self.config = config
         self.instance_id = instance_id
+        self.lock = lock
         self.log = logger
         self.passes: list[Report] = []
         self.in_pass = False  # between the first and the last call of a handoff pass
@@ -100,8 +104,8 @@ class Keeper:
             self.log.warning("pass failed: %s; again in %gs", exc, self.config.error_backoff)
             self.clock.sleep(self.config.error_backoff)  # the store has already retried within its budget
         else:
-            if report.decision is Decision.UNCONFIRMED:
-                self._raft = None  # leadership not proven yet (barrier, lease): look again next loop
+            if report.decision in _LOOK_AGAIN:
+                self._raft = None  # not proven yet, changed meanwhile or another pass busy: look again next loop
 
     def _triggers(self) -> Generator[Checkpoint, None, tuple[AgentSelf, list[str]]]:
         reasons: list[str] = []
@@ -142,7 +146,7 @@ class Keeper:
         self.in_pass = True
         try:
             report = yield from handoff_pass(
-                self.consul, self.store, self.clock, instance_id=self.instance_id, known_own=self._own
+                self.consul, self.store, self.clock, instance_id=self.instance_id, known_own=self._own, lock=self.lock
             )
         finally:
             self.in_pass = False

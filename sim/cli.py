@@ -23,8 +23,9 @@ def register(subparsers: Any) -> None:
         help="run failover scenarios over many seeds and check the invariants",
         description="Exit status 1 when any invariant is violated, so scripts can gate on it.",
     )
-    run.add_argument("--seeds", type=positive, default=20, help="number of seeds (default 20)")
-    run.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
+    run.add_argument("--seeds", type=positive, help="number of seeds (default 20)")
+    run.add_argument("--seed-start", type=int, help="first seed (default 0)")
+    run.add_argument("--seed", type=int, metavar="N", help="run seed N only (--seed-start N --seeds 1)")
     run.add_argument("--strategy", choices=("fenced", "naive", "both"), default="fenced")
     run.add_argument("--faults", default="all", help="comma-separated fault kinds, or all (default)")
     run.add_argument("--servers", type=positive, default=3)
@@ -67,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     faults = _fault_kinds(args.faults)
     strategies = ("fenced", "naive") if args.strategy == "both" else (args.strategy,)
-    seeds = range(args.seed_start, args.seed_start + args.seeds)
+    seeds = _seeds(args)
     recordings: dict[str, list[Recording]] = {s: [] for s in strategies}
     total = len(seeds) * len(strategies)
     done = 0
@@ -104,6 +105,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"\ntimeline of {chosen.strategy} seed {chosen.seed} written to {args.svg}")
     return 1 if any(r.violations for r in everything) else 0
+
+
+def _seeds(args: argparse.Namespace) -> range:
+    if args.seed is not None:
+        if args.seeds is not None or args.seed_start is not None:
+            raise ConfigError("--seed runs one seed; it does not combine with --seeds or --seed-start")
+        return range(args.seed, args.seed + 1)
+    start = 0 if args.seed_start is None else args.seed_start
+    return range(start, start + (20 if args.seeds is None else args.seeds))
 
 
 def _fault_window(duration_ms: int) -> tuple[int, int]:

@@ -4,9 +4,15 @@
 simulator. In the repository they are the top-level folders core/, tui/ and sim/.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("consul-tagjoin")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+def __getattr__(name: str) -> str:
+    # Looked up on first use: importlib.metadata costs tens of milliseconds, which every node
+    # command would pay at start-up for a string only `--version` prints.
+    if name != "__version__":
+        raise AttributeError(f"module 'tagjoin' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("consul-tagjoin")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"

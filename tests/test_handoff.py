@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import copy
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +18,10 @@ from tagjoin.core.aws.boto_ec2 import BotoEc2, make_ec2_client
 from tagjoin.core.aws.tag_store import TagStore
 from tagjoin.core.consul.client import ConsulClient
 from tagjoin.core.consul.settings import consul_settings_from_env
-from tagjoin.core.errors import Ec2Throttled, InstanceNotFound
+from tagjoin.core.errors import ConfigError, Ec2Throttled, InstanceNotFound
 from tagjoin.core.handoff import Checkpoint, Decision, Report, handoff_pass, plan, run_pass
 from tagjoin.core.model import AgentSelf, Instance
+from tagjoin.core.pass_lock import FileLock, lock_from_env
 from tagjoin.core.settings import AwsSettings, Scope
 from tests.fake_agent import SELF_SERVER, FakeAgent, Reply, serve_tcp
 from tests.moto_world import REGION, Ec2Faults, FakeClock, World, build_world
@@ -208,3 +212,61 @@ def test_plan_is_pure_and_deletes_only_with_the_value_seen() -> None:
     assert [(d.instance_id, d.value) for d in p.deletes] == [("i-a", "8"), ("i-b", "true")]
     stopped = Instance("i-own", "10.0.1.4", None, "stopped", {})
     assert plan(Observation(me, True, stopped, ()), KEY).decision is Decision.SELF_NOT_RUNNING
+
+
+def test_a_pass_that_stalled_writes_nothing_once_leadership_moved(env: Env) -> None:
+    old = launch(env, "10.0.1.20", "2")
+    launch(env, LEADER_IP)
+    steps = handoff_pass(env.consul, env.store, FakeClock())
+    seen = [next(steps).call]
+    while seen.count("consul:agent/self") < 2:  # observed everything; the last look comes next
+        seen.append(next(steps).call)
+    assert seen[-2].startswith("ec2:DescribeInstances")
+    env.set_raft("Follower", 4)  # the pause: meanwhile another server won term 4
+    with pytest.raises(StopIteration) as done:
+        next(steps)
+    report: Report = done.value.value
+    assert report.decision is Decision.SUPERSEDED
+    assert "now Follower at term 4" in report.plan.reason
+    assert env.writes() == []
+    assert env.world.tags_of(old)[KEY] == "2"
+
+
+def test_one_pass_at_a_time_on_a_node(env: Env, tmp_path: Path) -> None:
+    launch(env, "10.0.1.20", "2")
+    new = launch(env, LEADER_IP)
+    holder, other = FileLock(tmp_path / "pass.lock"), FileLock(tmp_path / "pass.lock")
+    assert holder.try_acquire()
+    busy = env.pass_(lock=other)
+    assert busy.decision is Decision.BUSY
+    assert busy.ec2_calls == {} and env.ec2_ops() == []
+    holder.release()
+    assert env.pass_(lock=other).decision is Decision.HANDOFF
+    assert env.world.tags_of(new)[KEY] == "3"
+    assert other.try_acquire(), "a finished pass releases the lock"
+    other.release()
+
+
+def test_the_lock_holds_across_processes_and_dies_with_its_holder(tmp_path: Path) -> None:
+    path = tmp_path / "pass.lock"
+    code = (
+        "import sys; from pathlib import Path; from tagjoin.core.pass_lock import FileLock\n"
+        f"assert FileLock(Path({str(path)!r})).try_acquire()\n"
+        "print('held', flush=True); sys.stdin.readline()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        assert not FileLock(path).try_acquire()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    mine = FileLock(path)
+    assert mine.try_acquire(), "the kernel drops a dead holder's flock"
+    mine.release()
+
+
+def test_an_unusable_lock_path_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot open the handoff lock .*TAGJOIN_LOCK_FILE"):
+        FileLock(tmp_path / "missing" / "pass.lock").try_acquire()
+    assert lock_from_env({"TAGJOIN_LOCK_FILE": str(tmp_path / "x.lock")}).path == tmp_path / "x.lock"

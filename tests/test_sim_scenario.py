@@ -88,6 +88,7 @@ def test_naive_resumed_old_leader_overwrites_the_new_leaders_tag() -> None:
     assert fenced.violations == [], fenced.schedule
 
 
+@pytest.mark.slow
 def test_fenced_sweep_never_splits_the_brain_and_naive_suffers() -> None:
     fenced = [run_scenario(ScenarioConfig(seed=s)) for s in range(10)]
     naive = [run_scenario(ScenarioConfig(seed=s, strategy="naive")) for s in range(10)]

@@ -145,6 +145,7 @@ async def until_tagged_leader(pilot: Pilot[None], app: ConsoleApp, live: LiveSim
 # -- tests ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_leave_the_leader_then_rejoin_it(live: LiveSim) -> None:
     built = console(live)
     app = built.app

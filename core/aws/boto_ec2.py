@@ -1,17 +1,27 @@
-"""The EC2 operations through boto3: moto in process, the console, and any setup the lean client can't serve."""
+"""The EC2 operations through botocore: the node commands, the console, and moto in the simulator and tests.
+
+The client is botocore's own (`botocore.session`), not boto3's wrapper around it: boto3 adds its
+resource layer and s3transfer, 60 modules an EC2 client never uses, to the start-up of every
+command that calls EC2. Callers holding a boto3 session may still pass it (`make_ec2_client(session=...)`).
+"""
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import urlsplit
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConfigParseError,
     HTTPClientError,
     IncompleteReadError,
+    InvalidConfigError,
     InvalidRegionError,
     NoCredentialsError,
     PartialCredentialsError,
@@ -21,6 +31,7 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from botocore.parsers import ResponseParserError
 
 from tagjoin.core.aws.ec2_api import (
     CREATE_TAGS,
@@ -40,6 +51,7 @@ from tagjoin.core.settings import AwsSettings
 from tagjoin.core.text import one_line
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ec2.type_defs import FilterTypeDef, InstanceTypeDef
 
@@ -52,14 +64,20 @@ NO_CREDENTIALS_HINT = (
 )
 
 
+_shared_lock = threading.Lock()
+
+
 def make_ec2_client(aws: AwsSettings, *, session: boto3.session.Session | None = None) -> EC2Client:
     """An EC2 client for the configured region and endpoint, with botocore's own retries off.
 
     botocore would sleep with `time.sleep` between retries, invisible to the simulator's virtual
-    clock and to our stats; TagStore retries instead. Credentials follow boto3's standard chain
-    through `session`, by default boto3's shared session.
+    clock and to our stats; TagStore retries instead. Credentials follow botocore's standard chain
+    (environment, profile, SSO, web identity, container, instance role) through `session`, by
+    default one botocore session shared by this process.
     """
     region = aws.require_region()
+    if aws.endpoint_url is not None:
+        _check_endpoint(aws.endpoint_url)
     config = Config(
         retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=CONNECT_TIMEOUT,
@@ -67,21 +85,45 @@ def make_ec2_client(aws: AwsSettings, *, session: boto3.session.Session | None =
         user_agent_extra="consul-tagjoin",
     )
     try:
-        # The shared default session caches the service model: a fresh session per client costs
-        # ~0.1 s, which adds up when the simulator builds one client per node.
-        if session is None:
-            return boto3.client("ec2", region_name=region, endpoint_url=aws.endpoint_url, config=config)
-        return session.client("ec2", region_name=region, endpoint_url=aws.endpoint_url, config=config)
+        if session is not None:
+            return session.client("ec2", region_name=region, endpoint_url=aws.endpoint_url, config=config)
+        with _shared_lock:
+            client = _shared_session().create_client(
+                "ec2", region_name=region, endpoint_url=aws.endpoint_url, config=config
+            )
+        return cast("EC2Client", client)
     except ProfileNotFound as exc:
         raise ConfigError(f"{exc}; fix AWS_PROFILE or ~/.aws/config") from None
+    except (ConfigParseError, InvalidConfigError, PartialCredentialsError) as exc:
+        raise ConfigError(f"{one_line(str(exc))}; check the AWS configuration and credentials") from None
     except InvalidRegionError:
         raise ConfigError(f"AWS region {region!r} is not a valid region name; check AWS_REGION") from None
     except ValueError as exc:
         raise ConfigError(f"bad EC2 endpoint {aws.endpoint_url!r}: {exc}; check AWS_ENDPOINT_URL") from None
+    except BotoCoreError as exc:
+        # e.g. a credential_process or SSO token that fails while the chain is resolved
+        raise Ec2Error(f"cannot create the EC2 client: {one_line(str(exc))}") from None
+
+
+def _check_endpoint(url: str) -> None:
+    """What botocore would only find out at the first request, and then as a retried transport fault or a traceback."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 -- parsing the port is the check
+    except ValueError as exc:
+        raise ConfigError(f"bad EC2 endpoint {url!r}: {exc}; check AWS_ENDPOINT_URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"bad EC2 endpoint {url!r}: not an http or https URL; check AWS_ENDPOINT_URL")
+
+
+@functools.cache
+def _shared_session() -> botocore.session.Session:
+    """The session every default client shares: it caches the service model (~0.1 s to load) and the credentials."""
+    return botocore.session.get_session()
 
 
 class BotoEc2:
-    """`Ec2Api` over a boto3 EC2 client."""
+    """`Ec2Api` over a botocore EC2 client (from `make_ec2_client` or a boto3 session)."""
 
     def __init__(self, client: EC2Client) -> None:
         self.client = client
@@ -134,9 +176,16 @@ def _translated(action: str, fn: Callable[[], T]) -> T:
     except (NoCredentialsError, PartialCredentialsError) as exc:
         raise Ec2Error(f"EC2 {action}: {one_line(str(exc))}; {NO_CREDENTIALS_HINT}") from None
     except SSLError as exc:
-        raise Ec2Error(f"EC2 {action}: TLS failure: {one_line(str(exc))}; check AWS_ENDPOINT_URL") from None
+        raise Ec2Error(
+            f"EC2 {action}: TLS failure: {one_line(str(exc))}; check AWS_ENDPOINT_URL and AWS_CA_BUNDLE"
+        ) from None
     except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
         raise TransportFault(one_line(str(exc))) from None
+    except ResponseParserError as exc:
+        # Not a BotoCoreError: a cut-off body, or a proxy's plain-text error page. The message ends
+        # with the whole body, which can be a page of HTML.
+        first = str(exc).split("\n", 1)[0].removesuffix(" Further retries may succeed:")
+        raise TransportFault(f"unreadable answer: {one_line(first)}") from None
     except BotoCoreError as exc:
         raise Ec2Error(f"EC2 {action} failed: {one_line(str(exc))}") from None
 

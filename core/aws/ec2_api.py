@@ -1,11 +1,11 @@
-"""The four EC2 operations the tag store uses, whatever client library sends them.
+"""The four EC2 operations the tag store uses, as a protocol the store can be tested against.
 
-Two implementations: `tagjoin.core.ec2_query.QueryEc2` (standard library only, fast to start; what the
-node commands use) and `tagjoin.core.aws.boto_ec2.BotoEc2` (boto3; the simulator's in-process moto, the
-console, and every credential or endpoint setup the lean client does not implement).
+`tagjoin.core.aws.boto_ec2.BotoEc2` implements them over botocore, the one EC2 client (node commands,
+console, the simulator's moto); `tagjoin.core.aws.lazy_ec2.LazyEc2` defers building it to the first call.
 
-Both raise only `ApiFault` (EC2 answered with an error), `TransportFault` (no answer; may work
-later) or an `Ec2Error` whose message is already one readable line.
+They raise only `ApiFault` (EC2 answered with an error), `TransportFault` (no answer; may work
+later) or an `Ec2Error` whose message is already one readable line; building the client on first
+use may also raise a `ConfigError` (bad profile, region name or endpoint).
 """
 
 from __future__ import annotations

@@ -237,7 +237,7 @@ def ensure_tools() -> dict[str, str]:
     for name in ("curl",):
         if shutil.which(name) is None:
             raise SystemExit(f"benchmarks: {name} is missing (the shell handler needs it)")
-    import pyperf  # type: ignore[import-untyped]
+    import pyperf
 
     hf = subprocess.run(["hyperfine", "--version"], capture_output=True, text=True, check=True).stdout.strip()
     aws = subprocess.run([tool("aws"), "--version"], capture_output=True, text=True, check=False)

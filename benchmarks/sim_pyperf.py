@@ -6,7 +6,7 @@ crash) per loop, seeds 0, 1, 2, … in order. Run by benchmarks/simspeed.py:
 
 from __future__ import annotations
 
-import pyperf  # type: ignore[import-untyped]
+import pyperf
 
 from tagjoin.sim.harness.scenario import ScenarioConfig, run_scenario
 

@@ -130,7 +130,7 @@ def run(out_dir: Path, *, quick: bool = False) -> Section:
         timeout=900,
         capture_output=True,
     )
-    import pyperf  # type: ignore[import-untyped]
+    import pyperf
 
     suite = pyperf.BenchmarkSuite.load(str(out))
     per: dict[str, Stats] = {b.get_name(): Stats.of(b.get_values()) for b in suite.get_benchmarks()}

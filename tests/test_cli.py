@@ -57,7 +57,13 @@ def rig(moto_url: str) -> Iterator[Rig]:
 
     urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST")).read()
     creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    client = boto3.client("ec2", region_name=REGION, endpoint_url=moto_url, **_lower(creds))
+    client = boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=moto_url,
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+    )
     world = build_world(client)
     agent = FakeAgent()
     with serve_tcp(agent) as url:
@@ -72,13 +78,6 @@ def rig(moto_url: str) -> Iterator[Rig]:
             **creds,
         }
         yield Rig(agent, world, env)
-
-
-def _lower(creds: dict[str, str]) -> dict[str, str]:
-    return {
-        "aws_access_key_id": creds["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": creds["AWS_SECRET_ACCESS_KEY"],
-    }
 
 
 def one_line(text: str) -> str:

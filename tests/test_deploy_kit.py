@@ -8,7 +8,9 @@ from tagjoin.core.settings import Scope
 
 def test_iam_policy_scopes_writes_to_cluster_and_tag_key() -> None:
     policy = iam_policy(Scope(cluster="prod"))
-    describe, write = policy["Statement"]  # type: ignore[misc]
+    statements = policy["Statement"]
+    assert isinstance(statements, list)
+    describe, write = statements
     assert describe["Action"] == ["ec2:DescribeInstances", "ec2:DescribeTags"]
     assert write["Action"] == ["ec2:CreateTags", "ec2:DeleteTags"]
     assert write["Condition"]["StringEquals"] == {"aws:ResourceTag/consul-cluster": "prod"}
@@ -17,8 +19,9 @@ def test_iam_policy_scopes_writes_to_cluster_and_tag_key() -> None:
 
 def test_watch_config_uses_args_for_both_watch_types() -> None:
     watches = watch_config(Scope(cluster="prod"))["watches"]
-    assert [w["type"] for w in watches] == ["nodes", "checks"]  # type: ignore[attr-defined,index]
-    assert all(w["args"][:2] == ["tagjoin", "watch-handler"] and "handler" not in w for w in watches)  # type: ignore[attr-defined,index]
+    assert isinstance(watches, list)
+    assert [w["type"] for w in watches] == ["nodes", "checks"]
+    assert all(w["args"][:2] == ["tagjoin", "watch-handler"] and "handler" not in w for w in watches)
 
 
 def test_kit_files_parse_and_name_the_cluster() -> None:

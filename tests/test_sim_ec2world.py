@@ -46,11 +46,9 @@ def _script(seed: int) -> list[object]:
         w.add_noise(4)
         new_id, new_ip = w.replace("s1")
         w.launch_outside("x1", private_ip=w.ip_of(ids[0]))
-        return (
-            [w.vpc_id, w.subnet_id, pinned, new_id, new_ip]
-            + [(i.instance_id, i.private_ip) for i in w.instances()]
-            + ids
-        )
+        seen: list[object] = [w.vpc_id, w.subnet_id, pinned, new_id, new_ip]
+        seen += [(i.instance_id, i.private_ip) for i in w.instances()]
+        return seen + ids
 
 
 def test_same_seed_gives_identical_ids_and_ips_in_one_process() -> None:

@@ -13,9 +13,9 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from tagjoin.core.argtypes import duration
+from tagjoin.core.argtypes import ANTI_ENTROPY_RANGE, INTERVAL_RANGE, duration_between
 from tagjoin.core.errors import EXIT_FAILED, EXIT_USAGE, TagjoinError
 
 if TYPE_CHECKING:
@@ -62,7 +62,9 @@ def _run(args_list: list[str]) -> int:
     try:
         return handler(args)
     except TagjoinError as exc:
-        print(f"tagjoin {args.command}: {exc}", file=sys.stderr)
+        # One line whatever the message quotes (a value with a line break in it): escaped, not folded.
+        message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"tagjoin {args.command}: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -73,8 +75,17 @@ def _wants_plugins(argv: list[str]) -> bool:
     return first is None or first not in CORE_COMMANDS
 
 
+class CliParser(argparse.ArgumentParser):
+    """argparse with the CLI contract's one-line errors; subcommands' parsers (plugins' too) inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        from tagjoin.core.text import one_line
+
+        self.exit(EXIT_USAGE, f"{self.prog}: {one_line(message, limit=300)} (see {self.prog} --help)\n")
+
+
 def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="tagjoin",
         description="Keep Consul's join target in an EC2 tag that follows the Raft leader.",
     )
@@ -115,13 +126,19 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_watch_handler)
 
     p = sub.add_parser("keep", parents=[consul, aws], help="long-running keeper (systemd)")
-    p.add_argument("--interval", type=duration, default=1.0, metavar="D", help="poll/blocking wait (default 1s)")
+    p.add_argument(
+        "--interval",
+        type=duration_between(*INTERVAL_RANGE),
+        default=1.0,
+        metavar="D",
+        help="poll/blocking wait, 100ms to 1h (default 1s)",
+    )
     p.add_argument(
         "--anti-entropy",
-        type=duration,
+        type=duration_between(*ANTI_ENTROPY_RANGE),
         default=60.0,
         metavar="D",
-        help="pass at least this often (default 60s)",
+        help="pass at least this often, 1s to 24h (default 60s)",
     )
     p.set_defaults(handler=cmd_keep)
 
@@ -174,8 +191,8 @@ def add_log_flags(parser: argparse.ArgumentParser, *, default: object = argparse
     )
 
 
-def consul_flags() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
+def consul_flags() -> CliParser:
+    p = CliParser(add_help=False)
     g = p.add_argument_group("Consul (flags win over CONSUL_* env vars)")
     g.add_argument("--http-addr", help="agent address (CONSUL_HTTP_ADDR, default 127.0.0.1:8500)")
     g.add_argument("--token", help="ACL token (CONSUL_HTTP_TOKEN); prefer --token-file")
@@ -188,8 +205,8 @@ def consul_flags() -> argparse.ArgumentParser:
     return p
 
 
-def aws_flags() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
+def aws_flags() -> CliParser:
+    p = CliParser(add_help=False)
     add_log_flags(p)
     g = p.add_argument_group("EC2 (flags win over env vars)")
     g.add_argument("--region", help="AWS region (AWS_REGION / AWS_DEFAULT_REGION)")
@@ -260,15 +277,22 @@ def _consul(args: argparse.Namespace) -> ConsulClient:
 def cmd_targets(args: argparse.Namespace) -> int:
     from tagjoin.core.discover import DiscoverSpec, local_addresses, parse_discover, select_targets
     from tagjoin.core.errors import NothingToJoin
+    from tagjoin.core.settings import check_tag_key, check_tag_value
 
-    spec = parse_discover(args.discover) if args.discover else DiscoverSpec()
+    spec = parse_discover(args.discover) if args.discover is not None else DiscoverSpec()
     scope = scope_settings(args, spec.tag_key)
     store = _store(aws_settings(args, region=spec.region, endpoint=spec.endpoint), scope)
+    if spec.tag_value is not None:
+        check_tag_value(spec.tag_value, "the discover string's tag_value=")
+    fallback_key, fallback_value = None, None
+    if args.fallback_tag is not None:
+        fallback_key, _, raw_value = args.fallback_tag.partition("=")
+        check_tag_key(fallback_key, "the --fallback-tag key")
+        fallback_value = check_tag_value(raw_value, "the --fallback-tag value") or None
     tagged = store.tagged_instances_by_tag_index(key=scope.tag_key, value=spec.tag_value)
     fallback = []
-    if not tagged and args.fallback_tag:
-        key, _, value = args.fallback_tag.partition("=")
-        fallback = store.tagged_instances(key=key, value=value or None)
+    if not tagged and fallback_key is not None:
+        fallback = store.tagged_instances(key=fallback_key, value=fallback_value)
     own = set(args.self_addrs or ()) | local_addresses()
     targets = select_targets(
         tagged,
@@ -312,11 +336,12 @@ def cmd_watch_handler(args: argparse.Namespace) -> int:
     from tagjoin.core.handoff import drive
     from tagjoin.core.pass_lock import lock_from_env
     from tagjoin.core.watch_handler import handle_event
+    from tagjoin.core.watch_payload import read_payload
 
     aws = aws_settings(args)
     with _consul(args) as consul:
         steps = handle_event(
-            sys.stdin.read(),
+            read_payload(sys.stdin.buffer),
             os.environ.get("CONSUL_INDEX"),
             consul,
             _store(aws, scope_settings(args)),
@@ -332,24 +357,64 @@ def cmd_watch_handler(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
-def cmd_keep(args: argparse.Namespace) -> int:
-    import signal
+class Stop(BaseException):
+    """A signal to stop; not an Exception, so no library's broad `except Exception` swallows it."""
 
+
+# systemd waits TimeoutStopSec (90 s) before SIGKILL; an operator waits far less.
+STOP_GRACE_S = 0.8
+
+
+def stop_on_signals(grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM and SIGINT raise `Stop` in the main thread, which unwinds a call a socket holds.
+
+    A call blocked in C code that retries on its own (a DNS lookup) never returns to Python, so
+    the Python-level handler cannot run. A watchdog thread learns of the signal from the wakeup
+    fd, which the C-level handler writes at once, and `grace` seconds later the process leaves
+    without waiting for the call. The writes of a pass are single EC2 calls made before anything
+    is removed, so leaving between two is safe.
+    """
+    import signal
+    import threading
+
+    wanted = {signal.SIGTERM, signal.SIGINT}
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+
+    def watchdog() -> None:
+        while True:
+            data = os.read(read_end, 64)
+            caught = [signal.Signals(n) for n in data if n in wanted]
+            if caught:
+                threading.Event().wait(grace)
+                _leave_now(caught[0].name)
+
+    def stop(signum: int, _frame: object) -> None:
+        for sig in wanted:
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not interrupt the unwinding
+        raise Stop(signal.Signals(signum).name)
+
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    threading.Thread(target=watchdog, name="stop-watchdog", daemon=True).start()
+    for sig in wanted:
+        signal.signal(sig, stop)
+
+
+def _leave_now(name: str) -> None:
+    # Straight to the file descriptor: the blocked main thread may hold the logging handler's lock.
+    os.write(2, f"keeper: stopping on {name} (a call was still running)\n".encode())
+    os._exit(0)
+
+
+def cmd_keep(args: argparse.Namespace) -> int:
     from tagjoin.core.clock import SystemClock
     from tagjoin.core.keeper import KeepConfig, Keeper
     from tagjoin.core.pass_lock import lock_from_env
 
-    class Stop(BaseException):
-        """A signal to stop; not an Exception, so no library's broad `except Exception` swallows it."""
-
-    def stop(signum: int, _frame: object) -> None:
-        raise Stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     aws = aws_settings(args)
     config = KeepConfig(interval=args.interval, anti_entropy=args.anti_entropy)
     keep_log = logging.getLogger("tagjoin.core.keeper")
+    stop_on_signals()
     try:
         with _consul(args) as consul:
             keeper = Keeper(
@@ -370,7 +435,8 @@ def cmd_keep(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from tagjoin.core.status_text import render_status
+    from tagjoin.core.raft_view import leader_term, read_raft
+    from tagjoin.core.status_text import render_status, status_json
     from tagjoin.core.view import Severity, build_view
 
     scope = scope_settings(args)
@@ -378,11 +444,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     with _consul(args) as consul:
         leader = consul.leader()
         members = consul.members()
-    view = build_view(leader, members, store.instances(states=None), scope.tag_key)
+        view = build_view(leader, members, store.instances(states=None), scope.tag_key)
+        raft = read_raft(consul, view.rows)
+        term = leader_term(consul, raft)
     if args.json:
-        print(json.dumps(view.to_json(), indent=2))
+        print(json.dumps(status_json(view, raft, term), indent=2))
     else:
-        sys.stdout.write(render_status(view))
+        sys.stdout.write(render_status(view, raft, term))
     drift = view.worst is not None and view.worst >= Severity.WARNING
     return EXIT_FAILED if args.check and drift else 0
 
@@ -391,9 +459,11 @@ def cmd_deploy_kit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tagjoin.core.deploy_kit import build_kit
+    from tagjoin.core.settings import check_region
 
     scope = scope_settings(args)
-    kit = build_kit(scope, region=args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    kit = build_kit(scope, region=check_region(region) if region else None)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

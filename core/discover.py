@@ -64,7 +64,7 @@ def parse_discover(text: str) -> DiscoverSpec:
     if provider is None:
         raise ConfigError(f"discover string {text!r} has no provider=; expected provider=aws tag_key=...")
     if provider != "aws":
-        raise ConfigError(f"provider={provider} is not supported; only provider=aws is")
+        raise ConfigError(f"provider={_shown(provider)} is not supported; only provider=aws is")
     for key in pairs:
         if key in _REFUSED_KEYS:
             raise ConfigError(f"discover key {key}= is not supported: {_REFUSED_KEYS[key]}")
@@ -73,7 +73,7 @@ def parse_discover(text: str) -> DiscoverSpec:
             raise ConfigError(f"unknown discover key {key}= (known: {known})")
     addr_type = pairs.get("addr_type", "private_v4")
     if addr_type not in ADDR_TYPES:
-        raise ConfigError(f"addr_type={addr_type} is not supported; use private_v4 or public_v4")
+        raise ConfigError(f"addr_type={_shown(addr_type)} is not supported; use private_v4 or public_v4")
     return DiscoverSpec(
         tag_key=pairs.get("tag_key") or None,
         tag_value=pairs.get("tag_value") or None,
@@ -81,6 +81,13 @@ def parse_discover(text: str) -> DiscoverSpec:
         addr_type=addr_type,
         endpoint=pairs.get("endpoint") or None,
     )
+
+
+def _shown(value: str) -> str:
+    """A value from the discover string as an error message may quote it: on one line, not too long."""
+    if value.isprintable() and len(value) <= 60:
+        return value
+    return repr(value[:60] + ("…" if len(value) > 60 else ""))
 
 
 def _split_pairs(text: str) -> dict[str, str]:

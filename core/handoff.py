@@ -14,12 +14,14 @@ from typing import Any, TypeVar
 
 from tagjoin.core.aws.tag_store import TagStore
 from tagjoin.core.clock import Clock
-from tagjoin.core.consul.client import ConsulClient
+from tagjoin.core.consul.client import ConsulClient, health_node_path, query_target
 from tagjoin.core.errors import BadResponse, NoLeader
 from tagjoin.core.model import AgentSelf, Instance, leader_address, parse_term
 from tagjoin.core.pass_lock import PassLock
 
 R = TypeVar("R")
+AGENT_SELF = "/v1/agent/self"
+STATUS_LEADER = "/v1/status/leader"
 
 
 class Decision(StrEnum):
@@ -34,23 +36,17 @@ class Decision(StrEnum):
 
 
 @dataclass(frozen=True)
-class WaitFor:
-    """The next call is a blocking query: it returns when `path`'s index passes `index`, or after `wait_s`.
+class Checkpoint:
+    """Announces the API call that comes next.
 
-    Production ignores this (the call itself blocks); a simulator holds the caller in virtual time.
+    `consul` is the request target of a Consul read (`/v1/health/node/x?consistent=1`), so a driver
+    in virtual time can hold the caller for as long as that agent would take to answer it — a
+    blocking query, a request held while there is no leader. Production ignores it: the call
+    itself takes that long.
     """
 
-    path: str
-    index: int
-    wait_s: float
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """Announces the API call that comes next."""
-
     call: str
-    blocks: WaitFor | None = None
+    consul: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,18 +132,20 @@ def observe(
     `known_own` is this node's instance as an earlier pass of the same process found it: the
     process runs on it, so it is still there, and a long-running keeper saves one lookup.
     """
-    yield Checkpoint("consul:agent/self")
+    yield Checkpoint("consul:agent/self", AGENT_SELF)
     me = consul.agent_self()
     if not me.is_leader:
         return Observation(me, confirmed=False)
     # status/leader and agent/self are the local view; an old leader may still believe it
     # leads for up to the lease. A consistent read makes the leader prove a quorum.
-    yield Checkpoint("consul:health/node?consistent")
+    yield Checkpoint(
+        "consul:health/node?consistent", query_target(health_node_path(me.node_name), consistency="consistent")
+    )
     try:
         consul.health_node(me.node_name, consistency="consistent")
     except (NoLeader, BadResponse):
         return Observation(me, confirmed=False)
-    yield Checkpoint("consul:status/leader")
+    yield Checkpoint("consul:status/leader", STATUS_LEADER)
     leader = consul.leader()
     if leader is None or leader_address(leader) != me.address:
         return Observation(me, confirmed=False)
@@ -205,7 +203,7 @@ def plan(obs: Observation, tag_key: str) -> Plan:
 def last_look(consul: ConsulClient, obs: Observation, p: Plan) -> Generator[Checkpoint, None, Plan]:
     """Right before writing, ask the local agent again: a pass that stalled after it observed
     (a pause, a slow EC2 read) must not write for a term the node no longer leads in."""
-    yield Checkpoint("consul:agent/self")
+    yield Checkpoint("consul:agent/self", AGENT_SELF)
     now = consul.agent_self()
     if now.is_leader and now.term == obs.agent.term:
         return p

@@ -63,12 +63,62 @@ class RaftServer:
     address: str  # IP:8300
     leader: bool
     voter: bool
+    last_index: int | None = None  # recent Consul versions only (`LastIndex`)
 
 
 @dataclass(frozen=True)
 class RaftConfiguration:
     servers: tuple[RaftServer, ...]
     index: int
+
+
+@dataclass(frozen=True)
+class ServerHealth:
+    """One server in `/v1/operator/autopilot/health`."""
+
+    id: str
+    name: str
+    address: str
+    serf_status: str  # alive / failed / left / …
+    version: str
+    leader: bool
+    voter: bool
+    healthy: bool
+    last_contact: float | None  # seconds since the server last heard from the leader; None if unknown
+    last_term: int
+    last_index: int
+    stable_since: str  # RFC 3339
+
+
+@dataclass(frozen=True)
+class AutopilotHealth:
+    """What autopilot on the leader thinks of every server (HTTP 429 when not `healthy`)."""
+
+    healthy: bool
+    failure_tolerance: int
+    servers: tuple[ServerHealth, ...]
+
+
+@dataclass(frozen=True)
+class AutopilotState:
+    """`/v1/operator/autopilot/state`: autopilot's own role for each server, keyed by server ID."""
+
+    healthy: bool
+    failure_tolerance: int
+    optimistic_failure_tolerance: int
+    leader: str  # server ID
+    voters: tuple[str, ...]
+    statuses: Mapping[str, str]  # server ID -> leader / voter / non-voter / staging
+
+
+@dataclass(frozen=True)
+class NodeService:
+    """One service of `/v1/catalog/node/:node`."""
+
+    id: str
+    service: str
+    port: int
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +157,9 @@ class Instance:
     public_ip: str | None
     state: str  # pending / running / stopping / stopped / shutting-down / terminated
     tags: Mapping[str, str] = field(default_factory=dict)
+    zone: str | None = None  # Placement.AvailabilityZone
+    instance_type: str | None = None
+    launch_time: str | None = None  # RFC 3339
 
     @property
     def running(self) -> bool:

@@ -50,6 +50,10 @@ class NodeRow:
     instance: Instance | None
     tag_value: str | None
     is_leader: bool
+    serf_tags: tuple[tuple[str, str], ...] = ()  # the member's gossip tags, sorted by key
+
+    def serf_tag(self, key: str) -> str | None:
+        return next((v for k, v in self.serf_tags if k == key), None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,6 +138,7 @@ def build_view(
             instance=by_ip.get(m.addr),
             tag_value=by_ip[m.addr].tags.get(tag_key) if m.addr in by_ip else None,
             is_leader=m.addr == leader_ip,
+            serf_tags=tuple(sorted(m.tags.items())),
         )
         for m in sorted(members, key=lambda m: m.name)
     )

@@ -35,7 +35,7 @@ class HandlerRun:
 
 
 def handle_event(
-    payload: str,
+    payload: str | bytes,
     consul_index: str | None,
     consul: ConsulClient,
     store: TagStore,

@@ -26,7 +26,12 @@ def register(subparsers: Any) -> None:
     run.add_argument("--seeds", type=positive, help="number of seeds (default 20)")
     run.add_argument("--seed-start", type=int, help="first seed (default 0)")
     run.add_argument("--seed", type=int, metavar="N", help="run seed N only (--seed-start N --seeds 1)")
-    run.add_argument("--strategy", choices=("fenced", "naive", "both"), default="fenced")
+    run.add_argument(
+        "--strategy",
+        choices=("fenced", "watch", "naive", "both", "all"),
+        default="fenced",
+        help="fenced (tagjoin keep), watch (consul watch + tagjoin watch-handler), naive; both = fenced and naive",
+    )
     run.add_argument("--faults", default="all", help="comma-separated fault kinds, or all (default)")
     run.add_argument("--servers", type=positive, default=3)
     run.add_argument("--clients", type=count, default=2)
@@ -44,6 +49,17 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--raft-multiplier", type=positive, default=1)
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--speed", type=float, default=1.0, help="virtual seconds per wall second (default 1)")
+    serve.add_argument(
+        "--port-base",
+        type=positive,
+        metavar="N",
+        help="fixed ports: control API on N, EC2 on N+1, agents from N+2 (default: the OS picks)",
+    )
+    serve.add_argument(
+        "--agent-map",
+        metavar="FILE",
+        help="keep every agent's URL in FILE for `tagjoin console --agent-map` (default: a temporary file)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
 
@@ -67,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tagjoin.sim.harness.timeline_svg import render_svg
 
     faults = _fault_kinds(args.faults)
-    strategies = ("fenced", "naive") if args.strategy == "both" else (args.strategy,)
+    strategies = {"both": ("fenced", "naive"), "all": ("fenced", "watch", "naive")}.get(args.strategy, (args.strategy,))
     seeds = _seeds(args)
     recordings: dict[str, list[Recording]] = {s: [] for s in strategies}
     total = len(seeds) * len(strategies)
@@ -140,4 +156,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raft_multiplier=args.raft_multiplier,
         seed=args.seed,
         speed=args.speed,
+        port_base=args.port_base,
+        agent_map=Path(args.agent_map) if args.agent_map else None,
     )

@@ -9,10 +9,22 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tagjoin.core.errors import ConsulUnreachable
-from tagjoin.core.model import AgentSelf, Instance, Member, MemberStatus
-from tagjoin.core.view import build_view
-from tagjoin.tui.source import Snapshot
+from tagjoin.core.errors import BadResponse, ConsulUnreachable
+from tagjoin.core.model import (
+    AgentSelf,
+    AutopilotHealth,
+    AutopilotState,
+    Blocking,
+    HealthCheck,
+    Instance,
+    Member,
+    MemberStatus,
+    NodeService,
+    RaftConfiguration,
+)
+from tagjoin.core.raft_view import RaftPicture
+from tagjoin.core.view import ClusterView, build_view
+from tagjoin.tui.source import LeaderProbe, NodeExtras, RaftReading, Snapshot
 
 TAG_KEY = "consul-leader"
 
@@ -89,9 +101,30 @@ class FakeConsul:
         self._call("leave")
 
     def force_leave(self, node: str, *, prune: bool = False) -> None:
-        self._call("force_leave", node)
+        self._call("force_leave", node + (" prune" if prune else ""))
 
-    def with_address(self, address: str) -> FakeConsul:
+    # The operator endpoints are not scripted here: the Raft picture is tested against the simulator.
+    def raft_configuration(self, *, stale: bool = False) -> RaftConfiguration:
+        self._call("raft_configuration")
+        raise BadResponse("not scripted")
+
+    def autopilot_health(self) -> AutopilotHealth:
+        self._call("autopilot_health")
+        raise BadResponse("not scripted")
+
+    def autopilot_state(self) -> AutopilotState:
+        self._call("autopilot_state")
+        raise BadResponse("not scripted")
+
+    def health_node(self, node: str, *, consistency: str | None = "consistent") -> Blocking[list[HealthCheck]]:
+        self._call("health_node", node)
+        return Blocking([], 1)
+
+    def node_services(self, node: str) -> list[NodeService]:
+        self._call("node_services", node)
+        return []
+
+    def with_address(self, address: str, *, timeout: float | None = None) -> FakeConsul:
         # Shares the record, so a test sees every agent's calls in one list.
         return FakeConsul(address, self.calls, self.unreachable, self.leader_addr, self.member_list, self.agents)
 
@@ -130,3 +163,31 @@ def snapshot(
 
 def failed(at: float, error: str) -> Snapshot:
     return Snapshot(fetched_at=at, error=error)
+
+
+class ScriptedCluster(ScriptedSource):
+    """A ScriptedSource that also answers the facts read beside the poll, from what a test sets."""
+
+    def __init__(
+        self,
+        snapshots: Iterable[Snapshot] = (),
+        label: str = "consul test  ec2 test",
+        *,
+        raft: RaftPicture | None = None,
+        probe: LeaderProbe | None = None,
+        extras: dict[str, NodeExtras] | None = None,
+    ) -> None:
+        super().__init__(snapshots, label)
+        self.raft = raft
+        self.probe = probe
+        self.extras = extras or {}
+
+    def probe_leader(self, view: ClusterView) -> LeaderProbe | None:
+        return self.probe
+
+    def read_raft(self, view: ClusterView, via: str | None) -> RaftReading:
+        assert self.raft is not None, "set ScriptedCluster.raft"
+        return RaftReading(self._last.fetched_at if self._last else 0.0, self.raft, "scripted")
+
+    def node_extras(self, node: str, via: str | None) -> NodeExtras:
+        return self.extras.get(node, NodeExtras(0.0, node))

@@ -355,11 +355,21 @@ def _blocking(agent: FakeAgent, query: dict[str, list[str]], value: Any) -> _Ans
     return _json(value(), meta)
 
 
+class _TcpHandler(_Handler):
+    # Headers and body go out in two writes; with Nagle on, each answer waits for the client's
+    # delayed ACK (40 ms), which Go's net/http (the real agent) avoids with TCP_NODELAY.
+    disable_nagle_algorithm = True
+
+
 class _TcpServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that timed out and hung up is expected here, not a failure."""
+
+
+class _UnixHandler(_Handler):
+    disable_nagle_algorithm = False  # TCP_NODELAY is a TCP option: a unix socket refuses it
 
 
 class _UnixServer(socketserver.ThreadingUnixStreamServer):
@@ -384,7 +394,7 @@ def _running(server: socketserver.BaseServer) -> Iterator[None]:
 @contextlib.contextmanager
 def serve_tcp(agent: FakeAgent, tls: ssl.SSLContext | None = None) -> Iterator[str]:
     """Serve `agent` on 127.0.0.1; yields `127.0.0.1:<port>`."""
-    server = _TcpServer(("127.0.0.1", 0), _Handler)
+    server = _TcpServer(("127.0.0.1", 0), _TcpHandler)
     server.agent = agent  # type: ignore[attr-defined]
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
@@ -397,7 +407,7 @@ def serve_unix(agent: FakeAgent) -> Iterator[str]:
     """Serve `agent` on a unix socket; yields its path (kept short for the 108-byte limit)."""
     with tempfile.TemporaryDirectory(prefix="fa-", dir="/tmp") as tmp:
         path = str(Path(tmp) / "consul.sock")
-        server = _UnixServer(path, _Handler)
+        server = _UnixServer(path, _UnixHandler)
         server.agent = agent  # type: ignore[attr-defined]
         with _running(server):
             yield path

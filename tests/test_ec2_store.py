@@ -283,8 +283,18 @@ def test_unreachable_endpoint_is_retried_then_reported(faulty: tuple[TagStore, F
     assert faults.seen["DescribeInstances"] == 4 and len(clock.sleeps) == 3
 
 
-@pytest.mark.parametrize("code", ["UnauthorizedOperation", "AccessDenied", "AuthFailure"])
-def test_denied_is_not_retried(faulty: tuple[TagStore, FakeClock, Ec2Faults], cluster: Cluster, code: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "remedy"),
+    [
+        ("UnauthorizedOperation", "grant ec2:CreateTags"),
+        ("AccessDenied", "grant ec2:CreateTags"),
+        ("AuthFailure", "credentials are not valid"),
+        ("RequestExpired", "fix the clock"),
+    ],
+)
+def test_denied_is_not_retried(
+    faulty: tuple[TagStore, FakeClock, Ec2Faults], cluster: Cluster, code: str, remedy: str
+) -> None:
     store, clock, faults = faulty
     faults.deny("CreateTags", code=code)
     with pytest.raises(Ec2Error) as err:
@@ -292,7 +302,7 @@ def test_denied_is_not_retried(faulty: tuple[TagStore, FakeClock, Ec2Faults], cl
     assert not isinstance(err.value, Ec2Throttled)
     message = str(err.value)
     assert message.startswith(f"EC2 CreateTags denied: {code} (HTTP 403)")
-    assert "ec2:CreateTags" in message and "\n" not in message
+    assert remedy in message and "\n" not in message
     assert faults.seen["CreateTags"] == 1 and clock.sleeps == []
     assert store.stats.attempts == 1 and store.stats.errors == 1
 

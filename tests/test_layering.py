@@ -1,10 +1,17 @@
-"""Dependencies point at core: core imports neither tui nor sim (nor Textual/moto); sim never imports tui."""
+"""Dependencies point at core: core imports neither tui nor sim (nor Textual/moto); sim never imports tui.
+
+Inside sim, modules import each other without cycles, counting imports made only for type checking:
+a cycle hidden behind `if TYPE_CHECKING` still ties the modules together, and a small Protocol in
+the importing module says better what it needs.
+"""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+from collections.abc import Callable, Mapping
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +49,69 @@ def offences(root: Path) -> list[str]:
     return found
 
 
+def module_name(root: Path, path: Path) -> str:
+    """`sim/consul/cluster.py` → `tagjoin.sim.consul.cluster`; a package is named by its folder."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(("tagjoin", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def import_graph(root: Path, package: str) -> dict[str, set[str]]:
+    """Module → the modules of `package` it imports, wherever the import statement sits."""
+    modules = {module_name(root, path): path for path in sorted((root / package).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:  # `from pkg import module` imports the module
+                    submodule = f"{node.module}.{alias.name}"
+                    targets.add(submodule if submodule in modules else node.module)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def find_cycles(graph: Mapping[str, set[str]]) -> list[str]:
+    """One line per import cycle found by a depth-first walk, as `a → b → a`."""
+    found: list[str] = []
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        path.append(module)
+        for target in sorted(graph[module]):
+            if target in path:
+                found.append(" → ".join([*path[path.index(target) :], target]))
+            elif target not in done:
+                visit(target)
+        path.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        if module not in done:
+            visit(module)
+    return found
+
+
+def longest_chain(graph: Mapping[str, set[str]]) -> list[str]:
+    """The longest run of modules each importing the next; its length is the import depth."""
+
+    @cache
+    def chain(module: str) -> tuple[str, ...]:
+        below: tuple[str, ...] = ()
+        for target in sorted(graph[module]):
+            if len(chain(target)) > len(below):
+                below = chain(target)
+        return (module, *below)
+
+    longest: tuple[str, ...] = ()
+    for module in sorted(graph):
+        if len(chain(module)) > len(longest):
+            longest = chain(module)
+    return list(longest)
+
+
 def test_import_direction() -> None:
     assert offences(ROOT) == []
 
@@ -70,3 +140,36 @@ def test_node_side_commands_load_neither_textual_nor_moto() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == ""
+
+
+def test_sim_imports_have_no_cycle_and_report_their_depth(record_property: Callable[[str, object], None]) -> None:
+    graph = import_graph(ROOT, "sim")
+    assert find_cycles(graph) == []
+    chain = longest_chain(graph)
+    record_property("sim_import_depth", len(chain))
+    print(f"sim import depth {len(chain)}: {' → '.join(chain)}")
+    assert len(chain) > 1
+
+
+def test_the_cycle_check_sees_imports_made_only_for_type_checking(tmp_path: Path) -> None:
+    (tmp_path / "sim" / "consul").mkdir(parents=True)
+    (tmp_path / "sim" / "consul" / "__init__.py").write_text("")
+    (tmp_path / "sim" / "consul" / "cluster.py").write_text("from tagjoin.sim.consul import duties\n")
+    (tmp_path / "sim" / "consul" / "duties.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from tagjoin.sim.kernel.engine import Engine\n"
+        "if TYPE_CHECKING:\n"
+        "    from tagjoin.sim.consul.cluster import Cluster\n"
+    )
+    (tmp_path / "sim" / "kernel").mkdir()
+    (tmp_path / "sim" / "kernel" / "engine.py").write_text("import heapq\n")
+    graph = import_graph(tmp_path, "sim")
+    assert find_cycles(graph) == ["tagjoin.sim.consul.cluster → tagjoin.sim.consul.duties → tagjoin.sim.consul.cluster"]
+    (tmp_path / "sim" / "consul" / "duties.py").write_text("from tagjoin.sim.kernel.engine import Engine\n")
+    graph = import_graph(tmp_path, "sim")
+    assert find_cycles(graph) == []
+    assert longest_chain(graph) == [
+        "tagjoin.sim.consul.cluster",
+        "tagjoin.sim.consul.duties",
+        "tagjoin.sim.kernel.engine",
+    ]

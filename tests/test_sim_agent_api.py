@@ -14,9 +14,9 @@ import consul
 import httpx
 import pytest
 
-from tagjoin.sim.consul.cluster import Cluster, build_cluster
+from tagjoin.sim.consul.cluster import Cluster, ClusterConfig, build_cluster
 from tagjoin.sim.consul.go_duration import format_ms, parse_duration_ns
-from tagjoin.sim.consul.http_api import AclConfig, AgentApi, ApiRequest, Block
+from tagjoin.sim.consul.http_api import RPC_HOLD_TIMEOUT_MS, AclConfig, AgentApi, ApiRequest, Block, HeldRequest
 from tagjoin.sim.live.agent_servers import ClusterHttp, serve_cluster
 from tagjoin.sim.live.paced_driver import PacedDriver
 
@@ -354,6 +354,86 @@ def test_handle_returns_block_only_when_asked_and_nothing_changed(agents: Agents
     huge = ApiRequest.build("GET", f"/v1/catalog/nodes?index={current}&wait=1h")
     capped = agents.api.handle(leader, huge, may_block=True)
     assert isinstance(capped, Block) and capped.wait_ms <= 600_000 + 600_000 // 16
+
+
+def _held_until_answered(agents: Agents, node: str, target: str, limit_ms: int = 30_000) -> tuple[int, httpx.Response]:
+    """Step virtual time while agent `node` holds `target`; then make the call. Bounded by `limit_ms`."""
+    cluster, req = agents.cluster, ApiRequest.build("GET", target)
+    held = HeldRequest(since=cluster.engine.now)
+    while (hold := agents.api.hold(node, req, held)) is not None:
+        assert cluster.engine.now - held.since < limit_ms, "held past the limit"
+        cluster.engine.run_for(hold.retry_ms)
+    return cluster.engine.now - held.since, agents.get(node, target)
+
+
+def test_a_leader_bound_read_is_held_through_an_election_and_answered_by_the_new_leader() -> None:
+    # raft_multiplier 1: the election (about 1-2 s) ends well inside rpc_hold_timeout.
+    cluster = build_cluster(21, servers=3, clients=1, config=ClusterConfig(raft_multiplier=1))
+    cluster.engine.run_for(BOOT_MS)
+    agents = Agents(cluster)
+    old = leader_of(cluster)
+    follower = follower_of(cluster)
+    cluster.crash(old)
+    cluster.engine.run_for(1)
+    assert cluster.leader() is None
+    waited, response = _held_until_answered(agents, follower, "/v1/health/state/any")
+    assert response.status_code == 200, response.text
+    assert 0 < waited < RPC_HOLD_TIMEOUT_MS
+    assert cluster.leader() not in (None, old)
+    # A stale read needs no leader and is never held.
+    assert agents.api.hold(follower, ApiRequest.build("GET", "/v1/health/state/any?stale"), HeldRequest(0)) is None
+
+
+def test_without_a_leader_for_rpc_hold_timeout_the_read_fails_with_consuls_error() -> None:
+    cluster = boot()
+    agents = Agents(cluster)
+    servers = cluster.servers()
+    for name in servers[1:]:
+        cluster.crash(name)  # quorum gone: no election can succeed
+    cluster.engine.run_for(30_000)
+    assert cluster.leader() is None
+    waited, response = _held_until_answered(agents, servers[0], "/v1/catalog/nodes")
+    assert RPC_HOLD_TIMEOUT_MS <= waited < RPC_HOLD_TIMEOUT_MS + RPC_HOLD_TIMEOUT_MS // 16 + 2
+    assert (response.status_code, response.text) == (500, "No cluster leader")
+
+
+def test_a_leaving_server_fails_fast(agents: Agents) -> None:
+    cluster = agents.cluster
+    old = leader_of(cluster)
+    leaver = follower_of(cluster)
+    cluster.crash(old)
+    cluster.engine.run_for(1)
+    cluster.leave(leaver)
+    assert cluster.leader() is None
+    assert agents.api.hold(leaver, ApiRequest.build("GET", "/v1/catalog/nodes"), HeldRequest(0)) is None
+
+
+def test_a_new_leader_holds_consistent_reads_until_its_barrier_is_done(agents: Agents) -> None:
+    cluster = agents.cluster
+    cluster.crash(leader_of(cluster))
+    for _ in range(6_000):  # bounded (30 virtual s): an election takes 5-15 s at raft_multiplier 5
+        cluster.engine.run_for(5)
+        if cluster.leader() is not None:
+            break
+    new = cluster.raft[leader_of(cluster)]
+    assert new.consistent_ready_at is not None and cluster.engine.now < new.consistent_ready_at
+    assert agents.get(new.name, "/v1/health/node/x?consistent").text == "Not ready to serve consistent reads"
+    waited, response = _held_until_answered(agents, new.name, "/v1/health/node/x?consistent")
+    assert response.status_code == 200
+    assert cluster.engine.now >= new.consistent_ready_at and waited > 0
+
+
+def test_a_consistent_read_on_a_cut_off_leader_waits_for_its_lease_then_fails(agents: Agents) -> None:
+    cluster = agents.cluster
+    leader = leader_of(cluster)
+    cluster.partition([[leader]])
+    waited, response = _held_until_answered(agents, leader, "/v1/health/node/x?consistent")
+    assert (response.status_code, response.text) == (500, "leadership lost while committing log")
+    assert waited > 0 and cluster.raft[leader].state != "Leader"
+
+
+def test_wait_zero_is_the_default_query_time(agents: Agents) -> None:
+    assert agents.api.blocking_params(ApiRequest.build("GET", "/v1/catalog/nodes?index=5&wait=0s")) == (5, 300_000)
 
 
 def test_go_durations() -> None:

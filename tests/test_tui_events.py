@@ -195,6 +195,17 @@ def test_reading_through_another_agent_is_logged_once_each_way() -> None:
     ]
     assert same == []
     assert [(e.kind, e.message) for e in back] == [
-        (EventKind.AGENT_FALLBACK, "the configured Consul agent answers again")
+        (EventKind.AGENT_FALLBACK, "reading through the configured Consul agent again")
     ]
     assert state.via is None
+
+
+def test_a_left_configured_agent_and_a_confirmed_no_leader_say_so() -> None:
+    base = [snap(0, "node-1", {"node-1": "5"}, 5), snap(2, "node-1", {"node-1": "5"}, 5)]
+    _, (_, away) = run([base[0], replace(base[1], via="node-2", via_reason="has left")])
+    assert [e.message for e in away] == ["the configured Consul agent has left; reading through node-2's agent"]
+    lost = replace(snap(4, None, {"node-1": "5"}), no_leader_confirmed_by="node-3")
+    _, (_, gone) = run([base[0], lost])
+    assert [(e.kind, e.message) for e in gone] == [
+        (EventKind.LEADER_LOST, "no leader (was node-1); node-3's agent sees none either")
+    ]

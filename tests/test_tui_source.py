@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,11 +16,12 @@ from tagjoin.core.aws.tag_store import TagStore
 from tagjoin.core.clock import SystemClock
 from tagjoin.core.consul.client import ConsulClient
 from tagjoin.core.consul.settings import consul_settings_from_env
+from tagjoin.core.errors import ConfigError
 from tagjoin.core.model import AgentSelf, MemberStatus
 from tagjoin.core.settings import AwsSettings, Scope
-from tagjoin.tui.agents import DemoAgents, TemplateAgents
+from tagjoin.tui.agents import DemoAgents, MapAgents, TemplateAgents
 from tagjoin.tui.demo_control import DemoControl
-from tagjoin.tui.source import ClusterSource
+from tagjoin.tui.source import ClusterSource, LeaderProbe
 from tests.console_doubles import TAG_KEY, FakeConsul, FakeStore, FixedClock, instance, member
 from tests.moto_world import REGION, build_world
 
@@ -40,24 +44,32 @@ def cluster() -> tuple[FakeConsul, FakeStore]:
     return consul, store
 
 
-def test_fetch_builds_the_view_and_asks_the_leaders_own_agent_for_the_term() -> None:
+def test_fetch_builds_the_view_and_the_probe_asks_the_leaders_own_agent_for_the_term() -> None:
     consul, store = cluster()
     clock = FixedClock(500.0)
-    snap = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="x", clock=clock).fetch()
+    source = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="x", clock=clock)
+    snap = source.fetch()
     assert snap.ok and snap.error is None and snap.fetched_at == 500.0
-    assert snap.term == 9
     assert snap.view is not None
     assert snap.view.leader_node == "node-1" and snap.view.tag_agrees
     # Instances in any state, so a tag left on a terminated instance is visible.
     assert [i.instance_id for i in snap.view.instances] == ["i-1", "i-2", "i-9"]
+    # The poll itself never waits on the leader's agent: that is the probe's job.
+    assert ("http://10.0.1.1:8500", "agent_self", "") not in consul.calls
+    probe = source.probe_leader(snap.view)
+    assert probe == LeaderProbe(500.0, "node-1", True, True, 9, "Leader")
     assert ("http://10.0.1.1:8500", "agent_self", "") in consul.calls
 
 
-def test_an_unreachable_leader_agent_only_loses_the_term() -> None:
+def test_an_unreachable_leader_agent_is_a_probe_without_answer() -> None:
     consul, store = cluster()
     consul.unreachable.add("http://10.0.1.1:8500")
-    snap = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="x").fetch()
-    assert snap.ok and snap.term is None
+    source = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="x")
+    snap = source.fetch()
+    assert snap.ok and snap.view is not None
+    probe = source.probe_leader(snap.view)
+    assert probe is not None and probe.answered is False and probe.term is None
+    assert probe.error == "agent http://10.0.1.1:8500 unreachable"
 
 
 def test_a_consul_failure_is_a_stale_snapshot_with_the_error() -> None:
@@ -96,8 +108,11 @@ def test_demo_agents_come_from_the_control_api() -> None:
     agents = DemoAgents(DemoControl("http://127.0.0.1:1", transport=httpx.MockTransport(handler)))
     consul, store = cluster()
     consul.agents["http://127.0.0.1:18501"] = consul.agents.pop("http://10.0.1.1:8500")
-    snap = ClusterSource(consul, store, agents, tag_key=TAG_KEY, label="demo").fetch()
-    assert snap.term == 9
+    source = ClusterSource(consul, store, agents, tag_key=TAG_KEY, label="demo")
+    snap = source.fetch()
+    assert snap.view is not None
+    probe = source.probe_leader(snap.view)
+    assert probe is not None and probe.term == 9
     assert agents.agent_url("node-1", "10.0.1.1") == "http://127.0.0.1:18501"
     assert agents.agent_url("node-2", "10.0.1.2") is None
 
@@ -132,11 +147,12 @@ def test_the_real_adapters_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
             case "/v1/agent/members":
                 return httpx.Response(200, json=[m1, m2])
             case "/v1/agent/self":
-                assert request.url.host == "10.0.1.10"  # the leader's own agent, from the template
+                # The leader's own agent, from the template; the configured one is a client.
+                leader = request.url.host == "10.0.1.10"
                 body = {
-                    "Config": {"NodeName": "node-1", "Datacenter": "dc1", "Server": True},
+                    "Config": {"NodeName": "node-1" if leader else "web", "Datacenter": "dc1", "Server": leader},
                     "Member": m1,
-                    "Stats": {"raft": {"state": "Leader", "term": "12"}},
+                    "Stats": {"raft": {"state": "Leader", "term": "12"}} if leader else {},
                 }
                 return httpx.Response(200, json=body)
         return httpx.Response(404, text="not found")
@@ -150,9 +166,13 @@ def test_the_real_adapters_plug_in(monkeypatch: pytest.MonkeyPatch) -> None:
         store = TagStore(BotoEc2(world.client), Scope(cluster="c1"), clock=SystemClock(), rng=random.Random(1))
         consul = ConsulClient(consul_settings_from_env({}, http_addr="127.0.0.1:8500"), httpx.MockTransport(agent))
         with consul:
-            snap = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="real").fetch()
+            source = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="real")
+            snap = source.fetch()
+            assert snap.view is not None
+            probe = source.probe_leader(snap.view)
+            source.close()
     assert snap.error is None and snap.view is not None
-    assert snap.term == 12 and snap.view.tag_agrees
+    assert probe is not None and probe.term == 12 and snap.view.tag_agrees
     assert [(r.name, r.instance.state if r.instance else None) for r in snap.view.rows] == [
         ("node-1", "running"),
         ("node-2", "stopped"),
@@ -191,3 +211,25 @@ def test_demo_agents_know_which_agents_run() -> None:
     agents.refresh()
     assert (agents.running("a"), agents.running("b"), agents.running("c")) == (True, False, None)
     assert TemplateAgents().running("a") is None
+
+
+def test_map_agents_follow_the_file_and_keep_the_last_good_map(tmp_path: Path) -> None:
+    path = tmp_path / "agents.json"
+    path.write_text(json.dumps({"agents": {"a": "http://127.0.0.1:2"}}))
+    agents = MapAgents(path)
+    assert agents.agent_url("a", "10.0.0.1") == "http://127.0.0.1:2" and agents.agent_url("b", "x") is None
+    path.write_text(json.dumps({"agents": {"a": "http://127.0.0.1:3", "b": "http://127.0.0.1:4"}}))
+    os.utime(path, ns=(1, 1))  # a new stamp even within the filesystem's time resolution
+    agents.refresh()
+    assert agents.agent_url("a", "") == "http://127.0.0.1:3" and agents.agent_url("b", "") == "http://127.0.0.1:4"
+    path.write_text("{half-written")
+    os.utime(path, ns=(2, 2))
+    agents.refresh()
+    assert agents.agent_url("a", "") == "http://127.0.0.1:3"
+    with pytest.raises(ConfigError, match="not JSON"):
+        MapAgents(path)
+    with pytest.raises(ConfigError, match="expected"):
+        path.write_text(json.dumps({"a": "http://127.0.0.1:2"}))
+        MapAgents(path)
+    with pytest.raises(ConfigError, match="No such file"):
+        MapAgents(tmp_path / "missing.json")

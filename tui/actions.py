@@ -17,6 +17,7 @@ from tagjoin.core.handoff import Report
 from tagjoin.core.model import MemberStatus
 from tagjoin.core.view import NodeRow
 from tagjoin.tui.demo_control import DemoControl
+from tagjoin.tui.impact import Impact
 from tagjoin.tui.ports import AgentResolver, ConsulApi
 from tagjoin.tui.rejoin import RejoinCommand
 
@@ -33,6 +34,7 @@ class ActionName(StrEnum):
     LEAVE = "leave"
     REJOIN = "rejoin"
     FORCE_LEAVE = "force-leave"
+    PRUNE = "prune"
     RECONCILE = "reconcile"
     CRASH = "crash"
     PARTITION = "partition"
@@ -66,6 +68,14 @@ SPECS: dict[ActionName, ActionSpec] = {
     ),
     ActionName.FORCE_LEAVE: ActionSpec(
         "Force-leave", "force-leave {node}", Aim.SELECTED, True, False, "mark a failed member left, via any agent"
+    ),
+    ActionName.PRUNE: ActionSpec(
+        "Prune",
+        "force-leave -prune {node}",
+        Aim.SELECTED,
+        True,
+        False,
+        "remove a left or failed member from the member list for good (force-leave -prune)",
     ),
     ActionName.RECONCILE: ActionSpec(
         "Reconcile",
@@ -109,6 +119,7 @@ class Request:
     action: ActionName
     target: Target | None = None
     peers: tuple[Target, ...] = ()  # alive members at that moment, for "via any reachable agent"
+    impact: Impact | None = None  # what it does to the quorum, as known when the dialog opened
 
     @property
     def spec(self) -> ActionSpec:
@@ -204,6 +215,9 @@ class ActionService:
             case ActionName.FORCE_LEAVE:
                 if t.status != MemberStatus.FAILED:
                     return Availability(False, f"it is {status}; only failed members can be force-left")
+            case ActionName.PRUNE:
+                if t.status not in (MemberStatus.LEFT, MemberStatus.FAILED):
+                    return Availability(False, f"it is {status}; only left or failed members can be pruned")
             case ActionName.RECONCILE:
                 if self._reconcile is None:
                     return Availability(False, "no EC2 tag store configured")
@@ -234,6 +248,9 @@ class ActionService:
             case ActionName.FORCE_LEAVE:
                 assert t is not None
                 return self._force_leave(t, req.peers)
+            case ActionName.PRUNE:
+                assert t is not None
+                return self._force_leave(t, req.peers, prune=True)
             case ActionName.RECONCILE:
                 assert t is not None and self._reconcile is not None
                 url = self._agent(t)
@@ -282,10 +299,11 @@ class ActionService:
         assert self._rejoin is not None
         return self._rejoin.run(t.node, t.address)
 
-    def _force_leave(self, t: Target, peers: tuple[Target, ...]) -> str:
+    def _force_leave(self, t: Target, peers: tuple[Target, ...], *, prune: bool = False) -> str:
+        done = f"force-left {t.node}" + (" and pruned it from the member list" if prune else "")
         try:
-            self._consul.force_leave(t.node)
-            return f"force-left {t.node}"
+            self._consul.force_leave(t.node, prune=prune)
+            return done
         except ConsulUnreachable as first:
             failure: TagjoinError = first
         for peer in peers:
@@ -294,9 +312,9 @@ class ActionService:
                 continue
             try:
                 with contextlib.closing(self._consul.with_address(url)) as agent:
-                    agent.force_leave(t.node)
+                    agent.force_leave(t.node, prune=prune)
             except ConsulUnreachable as exc:
                 failure = exc
                 continue
-            return f"force-left {t.node} via {peer.node}"
+            return f"{done} via {peer.node}"
         raise TagjoinError(f"force-leave {t.node}: no agent reachable ({failure})")

@@ -1,8 +1,11 @@
-"""Per-node agent addresses: from an operator's template, or from the demo's node directory."""
+"""Per-node agent addresses: an operator's template, a map file, or the demo's node directory."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 
 from tagjoin.core.errors import ConfigError, TagjoinError
@@ -58,3 +61,52 @@ class DemoAgents:
 
     def running(self, node: str) -> bool | None:
         return self._running.get(node)
+
+
+class MapAgents:
+    """Explicit agent URLs per node from a JSON file, `{"agents": {"node": "http://127.0.0.1:18501"}}`.
+
+    For agents a template cannot describe, such as `tagjoin sim serve`'s, each on its own loopback
+    port (`sim serve --agent-map FILE` writes and updates the file). The file is read again when it
+    changes, so a restarted `sim serve` is followed; a node it does not list has no known agent.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._urls: Mapping[str, str] = MappingProxyType({})
+        try:
+            self._load()
+        except ConfigError:
+            raise
+        except OSError as exc:
+            raise ConfigError(f"agent map {self.path}: {exc.strerror or exc}") from None
+
+    def _load(self) -> None:
+        st = self.path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        try:
+            data = json.loads(self.path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"agent map {self.path} is not JSON ({exc})") from None
+        agents = data.get("agents") if isinstance(data, dict) else None
+        if not isinstance(agents, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in agents.items()
+        ):
+            raise ConfigError(f'agent map {self.path}: expected {{"agents": {{"node": "http://host:port"}}}}')
+        self._urls = MappingProxyType(dict(agents))
+        self._stamp = stamp
+
+    def refresh(self) -> None:
+        try:
+            self._load()
+        except (OSError, ConfigError):
+            return  # mid-rewrite or gone for a moment: keep the last map
+
+    def agent_url(self, node: str, address: str) -> str | None:
+        return self._urls.get(node)
+
+    def running(self, node: str) -> bool | None:
+        return None

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import threading
+from pathlib import Path
 from typing import Any
 
 from tagjoin.core.argtypes import count, duration, positive
 from tagjoin.core.cli import aws_flags, aws_settings, consul_flags, consul_settings, scope_settings
+from tagjoin.core.errors import EXIT_USAGE
 from tagjoin.tui.agents import DEFAULT_AGENT_TEMPLATE
 
 
@@ -30,6 +34,19 @@ def register(subparsers: Any) -> None:
         help="each node's own agent, from {address} and {node} (default %(default)s)",
     )
     g.add_argument(
+        "--agent-map",
+        metavar="FILE",
+        help='each node\'s own agent from a JSON file {"agents": {"node": "http://host:port"}}, re-read when it '
+        "changes (`tagjoin sim serve --agent-map FILE` writes one); instead of --agent-template",
+    )
+    g.add_argument(
+        "--control-url",
+        metavar="URL",
+        help="a `tagjoin sim serve` control API: enables the fault keys (crash, isolate, heal, pause, throttle) "
+        "and rejoin, and lists each node's agent",
+    )
+    g.add_argument("--export-dir", type=Path, metavar="DIR", help="where `w` writes JSON exports (default: .)")
+    g.add_argument(
         "--rejoin-command",
         metavar="TEMPLATE",
         help="command that starts a node's agent, e.g. 'ssh {address} sudo systemctl start consul' (no shell)",
@@ -38,29 +55,50 @@ def register(subparsers: Any) -> None:
 
 
 def run_console(args: argparse.Namespace) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Textual would write escape codes into a pipe or a log file and wait for keys that never come.
+        print(
+            "tagjoin console: needs a terminal (stdin and stdout must be a TTY); "
+            "for a one-shot, scriptable view use `tagjoin status` (--json)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     from tagjoin.tui.wiring import ConsoleOptions, build_console, demo_settings
 
+    if args.demo and args.control_url:
+        print("tagjoin console: --demo brings its own control API; drop --control-url", file=sys.stderr)
+        return EXIT_USAGE
     options = ConsoleOptions(
         interval=args.interval,
         read_only=args.read_only,
         agent_template=args.agent_template,
+        agent_map=args.agent_map,
         rejoin_command=args.rejoin_command,
+        export_dir=args.export_dir,
     )
     if args.demo:
         from tagjoin.tui.demo import start_embedded
 
         endpoints = start_embedded(args.servers, args.clients)
+        # Stopping the embedded cluster takes a tenth of a second: begin it as the operator quits,
+        # while Textual restores the terminal, instead of after.
+        stopper = threading.Thread(target=endpoints.stop, name="demo-stop")
         try:
             consul, aws, scope = demo_settings(endpoints)
-            build_console(consul, aws, scope, options, control_url=endpoints.control_url).run()
+            console = build_console(consul, aws, scope, options, control_url=endpoints.control_url)
+            console.app.on_quit = stopper.start
+            console.run()
         finally:
-            endpoints.stop()
+            if stopper.ident is None:
+                endpoints.stop()
+            else:
+                stopper.join()
         return 0
     consul = consul_settings(args)
     aws = aws_settings(args)
     aws.require_region()  # fail before the screen opens, with the one-line message
     scope = scope_settings(args)
-    build_console(consul, aws, scope, options).run()
+    build_console(consul, aws, scope, options, control_url=args.control_url).run()
     return 0
 
 

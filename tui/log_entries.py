@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from tagjoin.core.model import MemberStatus
+from tagjoin.core.raft_view import RaftPicture, Role
 from tagjoin.core.view import ClusterView, NodeRow, Severity
 from tagjoin.tui.source import Snapshot
 
@@ -30,6 +31,10 @@ class EventKind(StrEnum):
     FETCH_FAILED = "fetch-failed"
     FETCH_RECOVERED = "fetch-recovered"
     AGENT_FALLBACK = "agent-fallback"  # the configured agent stopped (or started again) answering
+    LEADER_UNANSWERED = "leader-unanswered"  # the leader's own agent does not answer, or denies leading
+    RAFT_ROLE = "raft-role"  # a server's Raft role changed (added, promoted, removed)
+    QUORUM = "quorum"  # quorum lost or back, failure tolerance changed
+    AUTOPILOT = "autopilot"  # a server turned unhealthy or healthy in autopilot's eyes
     # Not detected from snapshots: the console logs what the operator did, in the same log.
     ACTION = "action"
     ACTION_FAILED = "action-failed"
@@ -81,7 +86,7 @@ def observe(state: Tracker, snap: Snapshot) -> tuple[Tracker, list[Event]]:
             events,
         )
     if snap.via != state.via:
-        events.append(_via_event(at, snap.via))
+        events.append(_via_event(at, snap.via, snap.via_reason))
     events.extend(_member_events(at, state.view, view))
     new = replace(
         state,
@@ -97,7 +102,7 @@ def observe(state: Tracker, snap: Snapshot) -> tuple[Tracker, list[Event]]:
     if leader != state.leader or (term_rose and leader is not None):
         pending = state.change_at if state.change_at is not None else at
         new = replace(new, leader=leader, leader_since=at, change_at=pending)
-        events.append(_leader_event(at, state, leader, snap.term))
+        events.append(_leader_event(at, state, leader, snap.term, snap.no_leader_confirmed_by))
     agrees = view.tag_agrees
     if agrees and new.change_at is not None:
         took = at - new.change_at
@@ -140,13 +145,13 @@ def _failed(state: Tracker, snap: Snapshot) -> tuple[Tracker, list[Event]]:
     return replace(state, failing_since=since, last_error=error), [ev]
 
 
-def _via_event(at: float, via: str | None) -> Event:
+def _via_event(at: float, via: str | None, reason: str | None = None) -> Event:
     if via is None:
-        return Event(at, EventKind.AGENT_FALLBACK, "the configured Consul agent answers again")
+        return Event(at, EventKind.AGENT_FALLBACK, "reading through the configured Consul agent again")
     return Event(
         at,
         EventKind.AGENT_FALLBACK,
-        f"the configured Consul agent does not answer; reading through {via}'s agent",
+        f"the configured Consul agent {reason or 'does not answer'}; reading through {via}'s agent",
         Severity.WARNING,
         subject=via,
     )
@@ -164,9 +169,12 @@ def _first_look(at: float, view: ClusterView, term: int | None) -> Event:
     return Event(at, EventKind.FIRST_LOOK, text, sev, subject=view.leader_node)
 
 
-def _leader_event(at: float, old: Tracker, leader: str | None, term: int | None) -> Event:
+def _leader_event(
+    at: float, old: Tracker, leader: str | None, term: int | None, confirmed_by: str | None = None
+) -> Event:
     if leader is None:
-        return Event(at, EventKind.LEADER_LOST, f"no leader (was {old.leader})", Severity.CRITICAL, old.leader)
+        seen = f"; {confirmed_by}'s agent sees none either" if confirmed_by else ""
+        return Event(at, EventKind.LEADER_LOST, f"no leader (was {old.leader}){seen}", Severity.CRITICAL, old.leader)
     term_text = f" (term {term})" if term is not None else ""
     if leader == old.leader:
         return Event(at, EventKind.LEADER_CHANGED, f"{leader} re-elected{term_text}", Severity.WARNING, leader)
@@ -232,3 +240,57 @@ def fmt_secs(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{(whole % 3600) // 60:02d}m"
+
+
+def raft_events(at: float, old: RaftPicture | None, new: RaftPicture) -> list[Event]:
+    """What changed in the Raft picture worth a line: roles, quorum, tolerance, autopilot health."""
+    if not new.known or old is None or not old.known:
+        return []
+    events: list[Event] = []
+    before = {s.node: s for s in old.servers}
+    after = {s.node: s for s in new.servers}
+    for name, line in after.items():
+        prev = before.get(name)
+        if prev is None:
+            events.append(
+                Event(at, EventKind.RAFT_ROLE, f"server {name} appears in Raft as {line.role.value}", subject=name)
+            )
+        elif prev.role is not line.role and Role.LEADER not in (prev.role, line.role):
+            sev = Severity.WARNING if not line.votes else Severity.INFO
+            if prev.role is Role.NOT_IN_CONFIG:
+                verb = f"joined the Raft configuration as {line.role.value}"
+            elif line.role is Role.VOTER:
+                verb = f"promoted to voter (was {prev.role.value})"
+            else:
+                verb = f"is now {line.role.value} (was {prev.role.value})"
+            events.append(Event(at, EventKind.RAFT_ROLE, f"server {name} {verb}", sev, name))
+        elif prev is not None and prev.healthy is not False and line.healthy is False:
+            events.append(
+                Event(at, EventKind.AUTOPILOT, f"autopilot: {name} unhealthy ({line.reason})", Severity.WARNING, name)
+            )
+        elif prev is not None and prev.healthy is False and line.healthy:
+            events.append(Event(at, EventKind.AUTOPILOT, f"autopilot: {name} healthy again", subject=name))
+    for name in before.keys() - after.keys():
+        events.append(Event(at, EventKind.RAFT_ROLE, f"server {name} left the Raft configuration", subject=name))
+    if old.voters == 0:
+        if new.voters:
+            events.append(Event(at, EventKind.QUORUM, f"Raft configuration: {new.summary()}"))
+    elif new.voters == 0:
+        events.append(Event(at, EventKind.QUORUM, "the Raft configuration is empty: a new cluster", Severity.WARNING))
+    elif old.has_quorum and not new.has_quorum:
+        events.append(
+            Event(
+                at,
+                EventKind.QUORUM,
+                f"quorum lost: {new.alive_voters} of {new.voters} voters alive, quorum {new.quorum}",
+                Severity.CRITICAL,
+            )
+        )
+    elif new.has_quorum and not old.has_quorum:
+        events.append(Event(at, EventKind.QUORUM, f"quorum back: {new.summary()}"))
+    elif new.has_quorum and new.tolerance != old.tolerance:
+        sev = Severity.WARNING if new.tolerance < old.tolerance else Severity.INFO
+        events.append(
+            Event(at, EventKind.QUORUM, f"failure tolerance {old.tolerance} → {new.tolerance}: {new.summary()}", sev)
+        )
+    return events

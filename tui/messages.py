@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from tagjoin.tui.actions import Request
-from tagjoin.tui.source import Snapshot
+from tagjoin.tui.source import LeaderProbe, NodeExtras, RaftReading, Snapshot
 
 
 class SnapshotReady(Message):
@@ -14,6 +14,30 @@ class SnapshotReady(Message):
     def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
+
+
+class ProbeReady(Message):
+    """The leader's own agent answered, or did not."""
+
+    def __init__(self, probe: LeaderProbe) -> None:
+        super().__init__()
+        self.probe = probe
+
+
+class RaftReady(Message):
+    """The Raft configuration and autopilot's health were read (or why not)."""
+
+    def __init__(self, reading: RaftReading) -> None:
+        super().__init__()
+        self.reading = reading
+
+
+class ExtrasReady(Message):
+    """A member's checks and services, for the detail pane."""
+
+    def __init__(self, extras: NodeExtras) -> None:
+        super().__init__()
+        self.extras = extras
 
 
 class ActionDone(Message):

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from tagjoin.core.model import AgentSelf, Instance, Member
+from tagjoin.core.model import (
+    AgentSelf,
+    AutopilotHealth,
+    AutopilotState,
+    Blocking,
+    HealthCheck,
+    Instance,
+    Member,
+    NodeService,
+    RaftConfiguration,
+)
 
 
 class ConsulApi(Protocol):
@@ -30,7 +40,17 @@ class ConsulApi(Protocol):
 
     def force_leave(self, node: str, *, prune: bool = False) -> None: ...
 
-    def with_address(self, address: str) -> ConsulApi: ...
+    def raft_configuration(self, *, stale: bool = False) -> RaftConfiguration: ...
+
+    def autopilot_health(self) -> AutopilotHealth: ...
+
+    def autopilot_state(self) -> AutopilotState: ...
+
+    def health_node(self, node: str, *, consistency: str | None = ...) -> Blocking[list[HealthCheck]]: ...
+
+    def node_services(self, node: str) -> list[NodeService]: ...
+
+    def with_address(self, address: str, *, timeout: float | None = None) -> ConsulApi: ...
 
     def close(self) -> None: ...
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from tagjoin.core.aws.boto_ec2 import BotoEc2, make_ec2_client
 from tagjoin.core.aws.tag_store import TagStore
@@ -15,7 +16,7 @@ from tagjoin.core.consul.settings import ConsulSettings
 from tagjoin.core.handoff import Report, run_pass
 from tagjoin.core.settings import AwsSettings, Scope
 from tagjoin.tui.actions import ActionService
-from tagjoin.tui.agents import DEFAULT_AGENT_TEMPLATE, DemoAgents, TemplateAgents
+from tagjoin.tui.agents import DEFAULT_AGENT_TEMPLATE, DemoAgents, MapAgents, TemplateAgents
 from tagjoin.tui.app import ConsoleApp
 from tagjoin.tui.demo import DemoEndpoints
 from tagjoin.tui.demo_control import DemoControl
@@ -23,13 +24,19 @@ from tagjoin.tui.ports import AgentResolver
 from tagjoin.tui.rejoin import RejoinCommand
 from tagjoin.tui.source import ClusterSource
 
+# The poll's reads give up on one agent after this long (seconds) and read through another; an
+# action keeps the configured timeout, since it must not give up half-way.
+POLL_TIMEOUT = 3.0
+
 
 @dataclass(frozen=True)
 class ConsoleOptions:
     interval: float = 2.0
     read_only: bool = False
     agent_template: str = DEFAULT_AGENT_TEMPLATE
+    agent_map: str | None = None  # a JSON file of agent URLs per node (`tagjoin sim serve --agent-map`)
     rejoin_command: str | None = None
+    export_dir: Path | None = None
 
 
 @dataclass
@@ -68,9 +75,10 @@ def build_console(
     *,
     control_url: str | None = None,
 ) -> Console:
-    """`control_url` set means demo mode: its control API restarts nodes and lists agents."""
+    """`control_url` set enables the simulator's faults: its control API restarts nodes and lists agents."""
     consul = ConsulClient(consul_settings)
-    closers: list[Callable[[], None]] = [consul.close]
+    poll_consul = ConsulClient(replace(consul_settings, timeout=min(consul_settings.timeout, POLL_TIMEOUT)))
+    closers: list[Callable[[], None]] = [consul.close, poll_consul.close]
     # boto3 here: its clients are made for the console's several worker threads, start-up time
     # does not matter, and it serves every credential setup.
     store = TagStore(
@@ -81,6 +89,9 @@ def build_console(
     if control_url is not None:
         demo = DemoControl(control_url)
         closers.append(demo.close)
+    if options.agent_map is not None:
+        agents = MapAgents(options.agent_map)
+    elif demo is not None:
         agents = DemoAgents(demo)
     else:
         agents = TemplateAgents(options.agent_template)
@@ -94,9 +105,11 @@ def build_console(
     if scope.cluster:
         where += f" cluster={scope.cluster}"
     label = f"consul {consul.address}  {where}"
-    source = ClusterSource(consul, store, agents, tag_key=scope.tag_key, label=label)
+    source = ClusterSource(poll_consul, store, agents, tag_key=scope.tag_key, label=label)
+    closers.append(source.close)
     actions = ActionService(consul, agents, read_only=options.read_only, rejoin=rejoin, demo=demo, reconcile=reconcile)
-    return Console(ConsoleApp(source, actions, interval=options.interval), closers)
+    app = ConsoleApp(source, actions, interval=options.interval, export_dir=options.export_dir)
+    return Console(app, closers)
 
 
 def demo_settings(endpoints: DemoEndpoints) -> tuple[ConsulSettings, AwsSettings, Scope]:

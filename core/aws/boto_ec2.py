@@ -11,14 +11,16 @@ import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import urlsplit
 
+import botocore
+import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConfigParseError,
+    CredentialRetrievalError,
     HTTPClientError,
     IncompleteReadError,
     InvalidConfigError,
@@ -76,8 +78,7 @@ def make_ec2_client(aws: AwsSettings, *, session: boto3.session.Session | None =
     default one botocore session shared by this process.
     """
     region = aws.require_region()
-    if aws.endpoint_url is not None:
-        _check_endpoint(aws.endpoint_url)
+    _check_region_known(region)
     config = Config(
         retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=CONNECT_TIMEOUT,
@@ -98,22 +99,37 @@ def make_ec2_client(aws: AwsSettings, *, session: boto3.session.Session | None =
         raise ConfigError(f"{one_line(str(exc))}; check the AWS configuration and credentials") from None
     except InvalidRegionError:
         raise ConfigError(f"AWS region {region!r} is not a valid region name; check AWS_REGION") from None
-    except ValueError as exc:
-        raise ConfigError(f"bad EC2 endpoint {aws.endpoint_url!r}: {exc}; check AWS_ENDPOINT_URL") from None
-    except BotoCoreError as exc:
-        # e.g. a credential_process or SSO token that fails while the chain is resolved
-        raise Ec2Error(f"cannot create the EC2 client: {one_line(str(exc))}") from None
+    except Exception as exc:
+        # Whatever else building the client raises is the setup's: a credential_process that fails
+        # or prints something other than JSON, an SSO token that cannot be read, a broken profile.
+        raise ConfigError(
+            f"cannot create the EC2 client: {_describe(exc)}; check the AWS configuration "
+            "(AWS_PROFILE, ~/.aws/config, credential_process, SSO login)"
+        ) from None
 
 
-def _check_endpoint(url: str) -> None:
-    """What botocore would only find out at the first request, and then as a retried transport fault or a traceback."""
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 -- parsing the port is the check
-    except ValueError as exc:
-        raise ConfigError(f"bad EC2 endpoint {url!r}: {exc}; check AWS_ENDPOINT_URL") from None
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"bad EC2 endpoint {url!r}: not an http or https URL; check AWS_ENDPOINT_URL")
+def _check_region_known(region: str) -> None:
+    """A well-formed name botocore has never heard of: AWS would answer with an unresolvable host,
+    and a test endpoint with an empty region."""
+    if region not in _known_regions():
+        raise ConfigError(
+            f"AWS region {region!r} is unknown to botocore {botocore.__version__}; check AWS_REGION "
+            "(or upgrade boto3 if the region is new)"
+        )
+
+
+@functools.cache
+def _known_regions() -> frozenset[str]:
+    # partitions.json is small (7 kB) and lists every region of every partition, EC2 or not.
+    # A loader of its own: the session's would read the profile first, and a bad profile is reported
+    # (as such) when the client is built.
+    data = botocore.loaders.Loader().load_data("partitions")
+    return frozenset(name for partition in data.get("partitions", []) for name in partition.get("regions", {}))
+
+
+def _describe(exc: BaseException) -> str:
+    text = one_line(str(exc), limit=160)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @functools.cache
@@ -138,7 +154,7 @@ class BotoEc2:
             kwargs["NextToken"] = next_token
         page = _translated(DESCRIBE, lambda: self.client.describe_instances(**kwargs))
         found = [_instance(raw) for r in page.get("Reservations", []) for raw in r.get("Instances", [])]
-        return InstancePage(found, page.get("NextToken") or None)
+        return InstancePage(found, _next_token(page))
 
     def describe_tags(self, filters: Sequence[Filter], next_token: str | None = None) -> TagPage:
         kwargs: dict[str, Any] = {"Filters": cast("list[FilterTypeDef]", list(filters))}
@@ -150,7 +166,7 @@ class BotoEc2:
             for t in page.get("Tags", [])
             if "ResourceId" in t and "Key" in t
         ]
-        return TagPage(tags, page.get("NextToken") or None)
+        return TagPage(tags, _next_token(page))
 
     def create_tags(self, instance_ids: Sequence[str], key: str, value: str) -> None:
         _translated(
@@ -168,13 +184,15 @@ class BotoEc2:
 def _translated(action: str, fn: Callable[[], T]) -> T:
     """Call `fn`, turning botocore's exceptions into the `Ec2Api` ones."""
     try:
-        return fn()
+        result = fn()
     except ClientError as exc:
         error: Mapping[str, Any] = exc.response.get("Error", {})
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         raise ApiFault(str(error.get("Code") or "Unknown"), status, str(error.get("Message") or "")) from None
-    except (NoCredentialsError, PartialCredentialsError) as exc:
+    except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError, ProfileNotFound) as exc:
         raise Ec2Error(f"EC2 {action}: {one_line(str(exc))}; {NO_CREDENTIALS_HINT}") from None
+    except ConfigParseError as exc:
+        raise Ec2Error(f"EC2 {action}: {one_line(str(exc))}; fix the AWS configuration files") from None
     except SSLError as exc:
         raise Ec2Error(
             f"EC2 {action}: TLS failure: {one_line(str(exc))}; check AWS_ENDPOINT_URL and AWS_CA_BUNDLE"
@@ -188,13 +206,41 @@ def _translated(action: str, fn: Callable[[], T]) -> T:
         raise TransportFault(f"unreadable answer: {one_line(first)}") from None
     except BotoCoreError as exc:
         raise Ec2Error(f"EC2 {action} failed: {one_line(str(exc))}") from None
+    except Exception as exc:
+        # botocore documents only the errors above; anything else (a credential provider's own
+        # ValueError, a decoding error) must still end the call as a failure, not end the process.
+        raise Ec2Error(f"EC2 {action} failed: {_describe(exc)}") from None
+    _check_is_ec2(action, result)
+    return result
+
+
+def _check_is_ec2(action: str, result: object) -> None:
+    """EC2 names every answer with a request id. A 2xx answer without one came from something else
+    (a captive portal, a proxy's page, a wrong endpoint): botocore reads any XML and would report
+    an empty, successful page, so that a lookup finds "no instance" and a boot joins nothing."""
+    meta = result.get("ResponseMetadata") if isinstance(result, Mapping) else None
+    if not isinstance(meta, Mapping) or not meta.get("RequestId"):
+        raise TransportFault(f"the answer to {action} is not from EC2 (no request id); check AWS_ENDPOINT_URL")
+
+
+def _next_token(page: Mapping[str, Any]) -> str | None:
+    token = page.get("NextToken")
+    return token if isinstance(token, str) and token else None
 
 
 def _instance(raw: InstanceTypeDef) -> Instance:
+    instance_id = raw.get("InstanceId")
+    if not instance_id:
+        # The model makes every field optional; an instance without its id cannot be tagged or told apart.
+        raise TransportFault("unreadable answer: DescribeInstances listed an instance without an InstanceId")
+    state = raw.get("State") or {}
     return Instance(
-        instance_id=raw["InstanceId"],
+        instance_id=instance_id,
         private_ip=raw.get("PrivateIpAddress") or None,
         public_ip=raw.get("PublicIpAddress") or None,
-        state=raw.get("State", {}).get("Name", "unknown"),
+        state=state.get("Name") or "unknown",
         tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", []) if "Key" in t},
+        zone=(raw.get("Placement") or {}).get("AvailabilityZone") or None,
+        instance_type=raw.get("InstanceType") or None,
+        launch_time=launched.isoformat() if (launched := raw.get("LaunchTime")) is not None else None,
     )

@@ -40,29 +40,49 @@ T = TypeVar("T")
 PageT = TypeVar("PageT", InstancePage, TagPage)
 
 THROTTLING_CODES = frozenset(
-    {"RequestLimitExceeded", "Throttling", "ThrottlingException", "EC2ThrottledException", "RequestThrottled"}
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "EC2ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "BandwidthLimitExceeded",
+    }
 )
 # Server-side failures that EC2 itself documents as safe to retry.
 TRANSIENT_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "RequestTimeout"})
-DENIED_CODES = frozenset(
+# Codes that mean "this permission is missing", as opposed to credentials that are not valid.
+PERMISSION_CODES = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})
+# The request was signed at a time EC2 does not accept: this host's clock is off.
+CLOCK_CODES = frozenset({"RequestExpired", "RequestTimeTooSkewed", "RequestInTheFuture"})
+# The credentials themselves are wrong, expired or unknown.
+CREDENTIAL_CODES = frozenset(
     {
-        "UnauthorizedOperation",
-        "AccessDenied",
-        "AccessDeniedException",
         "AuthFailure",
         "InvalidClientTokenId",
         "SignatureDoesNotMatch",
         "ExpiredToken",
-        "RequestExpired",
-        "OptInRequired",
+        "ExpiredTokenException",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
     }
 )
+DENIED_CODES = PERMISSION_CODES | CLOCK_CODES | CREDENTIAL_CODES | {"OptInRequired"}
+# SignatureDoesNotMatch also stands for a skewed clock: "Signature expired: 20240101T000000Z is now
+# earlier than …", "Signature not yet current: …".
+_CLOCK_WORDS = ("signature expired", "not yet current", "is now earlier than", "is now later than", "time")
 # Every state but terminated: a stopped or pending instance still owns its private IP.
 LIVE_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
+# A read of 100,000 pages is no lookup any more; EC2 pages hold up to 1,000 items.
+MAX_PAGES = 100_000
 # EC2 refuses a request whose filters hold more than 200 values in all (FilterLimitExceeded).
 _MAX_FILTER_VALUES = 200
-# Codes that mean "this permission is missing", as opposed to credentials that are not valid.
-PERMISSION_CODES = frozenset({"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"})
 
 
 @dataclass
@@ -152,6 +172,11 @@ class TagStore:
         self.max_delay = max_delay
         self.stats = Ec2Stats()
         self.tag_index_denied = False  # DescribeTags was refused; see tagged_instances_by_tag_index
+
+    @property
+    def rng(self) -> random.Random:
+        """The store's random stream (injected): a caller's own backoff jitter draws from it too."""
+        return self._rng
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -296,15 +321,27 @@ class TagStore:
         ]
 
     def _every_page(self, action: str, fetch: Callable[[str | None], PageT]) -> list[PageT]:
-        """Follow NextToken to the end; each page is one retried call of its own."""
+        """Follow NextToken to the end; each page is one retried call of its own.
+
+        EC2 never hands out a token twice; an endpoint that does (a broken proxy, a misbehaving
+        test double) would keep the command paging for ever, so a repeat ends the read.
+        """
         pages: list[PageT] = []
         token: str | None = None
+        seen: set[str] = set()
         while True:
             page = self._call(action, partial(fetch, token))
             pages.append(page)
             token = page.next_token
             if token is None:
                 return pages
+            if token in seen or len(pages) >= MAX_PAGES:
+                self.stats.errors += 1
+                raise Ec2Error(
+                    f"EC2 {action} kept answering with more pages ({len(pages)} read, a NextToken repeated or "
+                    "no end); check AWS_ENDPOINT_URL"
+                )
+            seen.add(token)
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
         """Run one EC2 request with bounded, jittered retries on throttling and transient faults."""
@@ -343,6 +380,20 @@ def _tag_filter(key: str, value: str | None) -> Filter:
     return {"Name": f"tag:{key}", "Values": [value]}
 
 
+def _remedy(action: str, code: str, message: str) -> str:
+    """What to do about a refusal: each cause has its own fix, and the wrong one costs an afternoon."""
+    if code in CLOCK_CODES or (code == "SignatureDoesNotMatch" and any(w in message.lower() for w in _CLOCK_WORDS)):
+        return "this host's clock is off: fix the clock (chrony or ntpd; `timedatectl set-ntp true`)"
+    if code in CREDENTIAL_CODES:
+        return (
+            "the AWS credentials are not valid or have expired: check the credential chain "
+            "(instance role, AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)"
+        )
+    if code == "OptInRequired":
+        return "the account is not subscribed to EC2 in this region: enable the region or check AWS_REGION"
+    return f"grant ec2:{action} to this node's IAM role (see `tagjoin deploy-kit`)"
+
+
 def _classified(action: str, fn: Callable[[], T]) -> T:
     """Call `fn`, turning every failure into _Retryable or a one-line Ec2Error."""
     try:
@@ -351,18 +402,14 @@ def _classified(action: str, fn: Callable[[], T]) -> T:
         code, status = exc.code, exc.status
         message = one_line(exc.message)
         reason = f"{code} (HTTP {status}): {message}" if message else f"{code} (HTTP {status})"
-        if code in THROTTLING_CODES:
+        if code in THROTTLING_CODES or status == 429:
             raise _Retryable(reason, throttled=True) from None
         if code in TRANSIENT_CODES or status >= 500:
             raise _Retryable(reason, throttled=False) from None
         if code.startswith("InvalidInstanceID") or code == "InvalidID":
             raise InstanceNotFound(f"EC2 {action}: {reason}") from None
         if code in DENIED_CODES or status in (401, 403):
-            raise Ec2Denied(
-                f"EC2 {action} denied: {reason}; grant ec2:{action} to this node's IAM role "
-                "and check its credentials (see `tagjoin deploy-kit`)",
-                code=code,
-            ) from None
+            raise Ec2Denied(f"EC2 {action} denied: {reason}; {_remedy(action, code, exc.message)}", code=code) from None
         raise Ec2Error(f"EC2 {action} failed: {reason}") from None
     except TransportFault as exc:
         raise _Retryable(one_line(str(exc)), throttled=False) from None

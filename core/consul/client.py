@@ -7,12 +7,14 @@ requests to simulated agents in process.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -27,13 +29,17 @@ from tagjoin.core.errors import (
 )
 from tagjoin.core.model import (
     AgentSelf,
+    AutopilotHealth,
+    AutopilotState,
     Blocking,
     CatalogNode,
     HealthCheck,
     Member,
     MemberStatus,
+    NodeService,
     RaftConfiguration,
     RaftServer,
+    ServerHealth,
 )
 from tagjoin.core.text import one_line
 
@@ -97,9 +103,16 @@ class ConsulClient:
     def address(self) -> str:
         return self._settings.display_address
 
-    def with_address(self, address: str) -> ConsulClient:
-        """A client for another agent with the same token, TLS setup and transport."""
-        return ConsulClient(self._settings.with_address(address), self._injected)
+    def with_address(self, address: str, *, timeout: float | None = None) -> ConsulClient:
+        """A client for another agent with the same token, TLS setup and transport.
+
+        `timeout` replaces the per-request timeout, for callers that would rather know soon that
+        an agent does not answer (a paused one never does) than wait the full default.
+        """
+        settings = self._settings.with_address(address)
+        if timeout is not None:
+            settings = replace(settings, timeout=timeout)
+        return ConsulClient(settings, self._injected)
 
     def close(self) -> None:
         self._http.close()
@@ -154,6 +167,29 @@ class ConsulClient:
         data = self._get_json(path, params={"stale": "1"} if stale else None)
         return self._parse("GET", path, data, _parse_raft_configuration)
 
+    def autopilot_health(self) -> AutopilotHealth:
+        """Autopilot's health of every server, as the leader sees it (always read on the leader).
+
+        Consul answers 429 with the same JSON body when anything is unhealthy
+        (agent/operator_endpoint.go `OperatorServerHealth`), so that is a reply, not an error;
+        a 429 without JSON is Consul's rate limiter and raises ConsulRateLimited.
+        """
+        path = "/v1/operator/autopilot/health"
+        response = self._send("GET", path, also_ok=(429,))
+        if response.status_code == 429 and not response.content.lstrip().startswith(b"{"):
+            raise self._status_error("GET", path, response)
+        return self._parse("GET", path, self._decode(response, "GET", path), _parse_autopilot_health)
+
+    def autopilot_state(self) -> AutopilotState:
+        """`consul operator autopilot state`: autopilot's role for each server (Consul 1.9+)."""
+        path = "/v1/operator/autopilot/state"
+        return self._parse("GET", path, self._get_json(path), _parse_autopilot_state)
+
+    def node_services(self, node: str) -> list[NodeService]:
+        """The node's registered services (`/v1/catalog/node/:node`); empty for an unknown node."""
+        path = f"/v1/catalog/node/{quote(node, safe='')}"
+        return self._parse("GET", path, self._get_json(path), _parse_node_services)
+
     # -- blocking query endpoints --
 
     def catalog_nodes(
@@ -173,8 +209,7 @@ class ConsulClient:
 
     def health_node(self, node: str, *, consistency: str | None = "consistent") -> Blocking[list[HealthCheck]]:
         """The node's checks; with `consistent`, the leader verifies its quorum before answering."""
-        path = f"/v1/health/node/{quote(node, safe='')}"
-        return self._blocking(path, _parse_health_checks, 0, None, consistency)
+        return self._blocking(health_node_path(node), _parse_health_checks, 0, None, consistency)
 
     # -- plumbing --
 
@@ -186,13 +221,7 @@ class ConsulClient:
         wait: float | None,
         consistency: str | None,
     ) -> Blocking[T]:
-        params = _consistency_params(consistency)
-        if index < 0 or (wait is not None and wait < 0):
-            raise ValueError("a blocking query needs index >= 0 and wait >= 0")
-        if index > 0:
-            params["index"] = str(index)
-        if wait:
-            params["wait"] = _wait_param(wait)
+        params = query_params(consistency=consistency, index=index, wait=wait)
         response = self._send("GET", path, params=params, timeout=self._blocking_timeout(index, wait))
         value = self._parse("GET", path, self._decode(response, "GET", path), parse)
         returned, known_leader, last_contact = self._query_meta(response, path)
@@ -246,6 +275,7 @@ class ConsulClient:
         *,
         params: Mapping[str, str] | None = None,
         timeout: httpx.Timeout | None = None,
+        also_ok: tuple[int, ...] = (),
     ) -> httpx.Response:
         try:
             response = self._http.request(
@@ -261,13 +291,18 @@ class ConsulClient:
                 f"Consul agent at {self.address} sent an unreadable answer to {method} {path} "
                 f"({_one_line(str(exc), self._settings.token)}); check that it is a Consul agent"
             ) from exc
-        if not response.is_success:
+        if not response.is_success and response.status_code not in also_ok:
             raise self._status_error(method, path, response)
         return response
 
     def _decode(self, response: httpx.Response, method: str, path: str) -> object:
         try:
             data: object = response.json()
+        except RecursionError:
+            raise BadResponse(
+                f"Consul agent at {self.address} answered {method} {path} with JSON nested too deeply to read; "
+                "check that CONSUL_HTTP_ADDR points at a Consul agent's HTTP port"
+            ) from None
         except ValueError:
             snippet = _one_line(response.content.decode("utf-8", "replace"), self._settings.token, limit=80)
             raise BadResponse(
@@ -297,10 +332,9 @@ class ConsulClient:
                 "wait for an election, or check that a quorum of servers is up"
             )
         if code == 403:
-            return AclDenied(
-                f"{where} denied {method} {path}: {status}; use a token with the needed ACL permission "
-                "(CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)"
-            )
+            rule = acl_rule(method, path)
+            needs = f"needs {rule} ({ACL_POLICY_RULES[rule]})" if rule else "needs the ACL permission for this call"
+            return AclDenied(f"{where} denied {method} {path}: {status}; {self._settings.token_description} {needs}")
         if code == 429:
             return ConsulRateLimited(f"{where} rate-limited {method} {path}: {status}; back off and retry")
         return BadResponse(
@@ -310,6 +344,58 @@ class ConsulClient:
     def _unreachable_message(self, method: str, path: str, exc: httpx.TransportError) -> str:
         why, advice = _transport_reason(exc, self._settings)
         return f"cannot reach the Consul agent at {self.address} ({method} {path}): {why}; {advice}"
+
+
+def query_params(*, consistency: str | None = None, index: int = 0, wait: float | None = None) -> dict[str, str]:
+    """The query string of a read: consistency mode, and for a blocking query its index and wait."""
+    if index < 0 or (wait is not None and wait < 0):
+        raise ValueError("a blocking query needs index >= 0 and wait >= 0")
+    params = _consistency_params(consistency)
+    if index > 0:
+        params["index"] = str(index)
+    if wait:
+        params["wait"] = _wait_param(wait)
+    return params
+
+
+def query_target(path: str, *, consistency: str | None = None, index: int = 0, wait: float | None = None) -> str:
+    """The request target (`path?query`) a read sends, as `ConsulClient` builds it."""
+    params = query_params(consistency=consistency, index=index, wait=wait)
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+def health_node_path(node: str) -> str:
+    return f"/v1/health/node/{quote(node, safe='')}"
+
+
+# The permission each call needs (Consul's API docs, "ACL Required"), with a policy rule that grants it.
+ACL_POLICY_RULES = {
+    "agent:read": 'agent_prefix "" { policy = "read" }',
+    "agent:write": 'agent_prefix "" { policy = "write" }',
+    "node:read": 'node_prefix "" { policy = "read" }',
+    "node:read and service:read": 'node_prefix "" { policy = "read" } service_prefix "" { policy = "read" }',
+    "operator:read": 'operator = "read"',
+    "operator:write": 'operator = "write"',
+}
+_ACL_BY_PATH = (
+    ("GET", "/v1/status/", ""),  # no ACL applies: a 403 there comes from something in between
+    ("PUT", "/v1/agent/force-leave/", "operator:write"),
+    ("PUT", "/v1/agent/", "agent:write"),
+    ("GET", "/v1/agent/members", "node:read"),
+    ("GET", "/v1/agent/", "agent:read"),
+    ("GET", "/v1/operator/", "operator:read"),
+    ("GET", "/v1/health/state/", "node:read and service:read"),
+    ("GET", "/v1/catalog/node/", "node:read and service:read"),
+    ("GET", "/v1/", "node:read"),
+)
+
+
+def acl_rule(method: str, path: str) -> str | None:
+    """The ACL permission `method path` needs, as Consul names it; None when no rule is known."""
+    for rule_method, prefix, rule in _ACL_BY_PATH:
+        if method == rule_method and path.startswith(prefix):
+            return rule or None
+    return None
 
 
 def _consistency_params(consistency: str | None) -> dict[str, str]:
@@ -527,6 +613,106 @@ def _parse_raft_configuration(data: object) -> RaftConfiguration:
                 address=_str_field(obj, "Address", what),
                 leader=_bool_field(obj, "Leader", what),
                 voter=_bool_field(obj, "Voter", what),
+                last_index=_int_field(obj, "LastIndex", what) if "LastIndex" in obj else None,
             )
         )
     return RaftConfiguration(servers=tuple(servers), index=_int_field(body, "Index", "the body"))
+
+
+def _parse_autopilot_health(data: object) -> AutopilotHealth:
+    # api/operator_autopilot.go `OperatorHealthReply` / `ServerHealth`.
+    body = _as_obj(data, "the body")
+    servers = []
+    for i, item in enumerate(_as_list(body.get("Servers") or [], "Servers")):
+        what = f"Servers[{i}]"
+        obj = _as_obj(item, what)
+        servers.append(
+            ServerHealth(
+                id=_str_field(obj, "ID", what),
+                name=_str_field(obj, "Name", what),
+                address=_str_field(obj, "Address", what),
+                serf_status=_str_field(obj, "SerfStatus", what, default=""),
+                version=_str_field(obj, "Version", what, default=""),
+                leader=_bool_field(obj, "Leader", what),
+                voter=_bool_field(obj, "Voter", what),
+                healthy=_bool_field(obj, "Healthy", what),
+                last_contact=_duration_field(obj, "LastContact", what),
+                last_term=_int_field(obj, "LastTerm", what),
+                last_index=_int_field(obj, "LastIndex", what),
+                stable_since=_str_field(obj, "StableSince", what, default=""),
+            )
+        )
+    return AutopilotHealth(
+        healthy=_bool_field(body, "Healthy", "the body"),
+        failure_tolerance=_int_field(body, "FailureTolerance", "the body"),
+        servers=tuple(servers),
+    )
+
+
+def _parse_autopilot_state(data: object) -> AutopilotState:
+    # api/operator_autopilot.go `AutopilotState` / `AutopilotServer`.
+    body = _as_obj(data, "the body")
+    servers = _as_obj(body.get("Servers") or {}, "Servers")
+    statuses = {
+        str(sid): _str_field(_as_obj(srv, f"Servers.{sid}"), "Status", f"Servers.{sid}", default="")
+        for sid, srv in servers.items()
+    }
+    voters = tuple(_as_str(v, f"Voters[{i}]") for i, v in enumerate(_as_list(body.get("Voters") or [], "Voters")))
+    tolerance = _int_field(body, "FailureTolerance", "the body")
+    optimistic = body.get("OptimisticFailureTolerance")
+    return AutopilotState(
+        healthy=_bool_field(body, "Healthy", "the body"),
+        failure_tolerance=tolerance,
+        optimistic_failure_tolerance=_int_field(body, "OptimisticFailureTolerance", "the body")
+        if optimistic is not None
+        else tolerance,
+        leader=_str_field(body, "Leader", "the body", default=""),
+        voters=voters,
+        statuses=statuses,
+    )
+
+
+def _parse_node_services(data: object) -> list[NodeService]:
+    # An unknown node is `null` (agent/catalog_endpoint.go `CatalogNodeServices`).
+    if data is None:
+        return []
+    body = _as_obj(data, "the body")
+    services = _as_obj(body.get("Services") or {}, "Services")
+    out = []
+    for key, item in sorted(services.items()):
+        what = f"Services.{key}"
+        obj = _as_obj(item, what)
+        tags = obj.get("Tags") or []
+        out.append(
+            NodeService(
+                id=_str_field(obj, "ID", what),
+                service=_str_field(obj, "Service", what),
+                port=_int_field(obj, "Port", what),
+                tags=tuple(_as_str(t, f"{what}.Tags") for t in _as_list(tags, f"{what}.Tags")),
+            )
+        )
+    return out
+
+
+_GO_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration_field(obj: Mapping[str, Any], key: str, what: str) -> float | None:
+    """A Go `time.Duration` string (`12.3ms`, `1m2s`) as seconds; None when absent or negative."""
+    raw = obj.get(key)
+    if raw is None or raw == "":
+        return None
+    text = _as_str(raw, f"{what}.{key}")
+    if text.startswith("-"):
+        return None  # autopilot's "no stats yet"
+    if text == "0":
+        return 0.0
+    total, pos = 0.0, 0
+    while pos < len(text):
+        match = _GO_DURATION_PART.match(text, pos)
+        if match is None:
+            raise _ShapeError(f"{what}.{key} {text!r} is not a Go duration")
+        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        pos = match.end()
+    return total

@@ -6,6 +6,7 @@ The precedence and parsing rules follow hashicorp/consul api/api.go (`defaultCon
 
 from __future__ import annotations
 
+import math
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -47,8 +48,12 @@ class ConsulSettings:
     ssl_verify: bool = True
     tls_server_name: str | None = None
     timeout: float = DEFAULT_TIMEOUT
+    # Where the token came from (`CONSUL_HTTP_TOKEN_FILE /etc/…`), to name it in messages: never the token.
+    token_source: str | None = None
 
     def __post_init__(self) -> None:
+        if self.token is not None:
+            check_token(self.token, self.token_source or "the configuration")
         if self.scheme not in ("http", "https"):
             raise ConfigError(f"Unknown protocol scheme: {self.scheme}")
         if bool(self.client_cert) != bool(self.client_key):
@@ -56,13 +61,20 @@ class ConsulSettings:
                 "both client cert and client key must be provided "
                 "(set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY, or neither)"
             )
-        if not self.timeout > 0:
+        if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ConfigError(f"the Consul HTTP timeout must be positive, got {self.timeout}")
 
     @property
     def base_url(self) -> str:
         host = _UDS_HOST if self.unix_socket else self.address
         return f"{self.scheme}://{host}{self.path_prefix}"
+
+    @property
+    def token_description(self) -> str:
+        """The token as an operator would recognise it, without its value."""
+        if not self.token:
+            return "the anonymous token (no token is set: CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE or --token-file)"
+        return f"the token from {self.token_source}" if self.token_source else "the configured token"
 
     @property
     def display_address(self) -> str:
@@ -97,6 +109,7 @@ class ConsulSettings:
             "ssl_verify": self.ssl_verify,
             "tls_server_name": self.tls_server_name,
             "timeout": self.timeout,
+            "token_source": self.token_source,
         }
 
     def __repr__(self) -> str:
@@ -131,12 +144,14 @@ def consul_settings_from_env(
     scheme = "https" if _parse_go_bool(env.get("CONSUL_HTTP_SSL")) else "http"
     endpoint = _parse_address(raw_addr, scheme=scheme, source=addr_source)
     server_name = tls_server_name or env.get("CONSUL_TLS_SERVER_NAME") or None
+    resolved, source = _resolve_token(env, token=token, token_file=token_file)
     return ConsulSettings(
         address=endpoint.address,
         scheme=endpoint.scheme,
         unix_socket=endpoint.unix_socket,
         path_prefix=endpoint.path_prefix,
-        token=_resolve_token(env, token=token, token_file=token_file),
+        token=resolved,
+        token_source=source,
         ca_file=ca_file or env.get("CONSUL_CACERT") or None,
         ca_path=ca_path or env.get("CONSUL_CAPATH") or None,
         client_cert=client_cert or env.get("CONSUL_CLIENT_CERT") or None,
@@ -181,9 +196,11 @@ def _require_host(host: str, raw: str, source: str) -> str:
     if any(ch.isspace() for ch in host):
         raise ConfigError(f"{source} {raw!r} is not a valid agent address (whitespace in the host)")
     try:
-        httpx.URL(f"http://{host}/")
+        port = httpx.URL(f"http://{host}/").port
     except httpx.InvalidURL as exc:
         raise ConfigError(f"{source} {raw!r} is not a valid agent address ({exc})") from None
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"{source} {raw!r} is not a valid agent address (port {port} is out of range)")
     return host
 
 
@@ -197,20 +214,54 @@ def _strip_port(name: str) -> str:
     return host.removeprefix("[").removesuffix("]")
 
 
-def _resolve_token(env: Mapping[str, str], *, token: str | None, token_file: str | None) -> str | None:
-    """The consul CLI's order: -token-file > -token > CONSUL_HTTP_TOKEN_FILE > CONSUL_HTTP_TOKEN."""
+def _resolve_token(
+    env: Mapping[str, str], *, token: str | None, token_file: str | None
+) -> tuple[str | None, str | None]:
+    """The consul CLI's order: -token-file > -token > CONSUL_HTTP_TOKEN_FILE > CONSUL_HTTP_TOKEN.
+
+    Returns the token and where it came from; the token is checked to be header-safe here, so a
+    mistake is named by its source before any request could carry (or an error message echo) it.
+    """
     if token_file:
         from_file = _read_token_file(token_file, "--token-file")
         if from_file:
-            return from_file
+            return from_file, f"--token-file {token_file}"
     if token:
-        return token
+        return check_token(token, "--token"), "--token"
     env_file = env.get("CONSUL_HTTP_TOKEN_FILE")
     if env_file:
         from_file = _read_token_file(env_file, "CONSUL_HTTP_TOKEN_FILE")
         if from_file:
-            return from_file
-    return env.get("CONSUL_HTTP_TOKEN") or None
+            return from_file, f"CONSUL_HTTP_TOKEN_FILE {env_file}"
+    from_env = env.get("CONSUL_HTTP_TOKEN") or None
+    if from_env is None:
+        return None, None
+    return check_token(from_env, "CONSUL_HTTP_TOKEN"), "CONSUL_HTTP_TOKEN"
+
+
+def check_token(token: str, source: str) -> str:
+    """`token` if an HTTP header can carry it as is; the refusal names the source, never the token.
+
+    A header value is visible ASCII and spaces: httpx refuses anything else only when the first
+    request is built, with the whole value in its message.
+    """
+    for ch in token:
+        if ch in "\r\n":
+            raise ConfigError(
+                f"the Consul token from {source} contains a line break; a token is one line "
+                "(check the token file for a second line)"
+            )
+        if not ch.isascii():
+            raise ConfigError(
+                f"the Consul token from {source} contains a non-ASCII character; "
+                "an HTTP header cannot carry it (check for a pasted quote or dash)"
+            )
+        if not 0x20 <= ord(ch) < 0x7F:
+            raise ConfigError(
+                f"the Consul token from {source} contains a control character (0x{ord(ch):02x}); "
+                "an HTTP header cannot carry it"
+            )
+    return token
 
 
 def _read_token_file(path: str, source: str) -> str | None:
@@ -225,7 +276,8 @@ def _read_token_file(path: str, source: str) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"the Consul token file {path} ({source}) is not UTF-8 text") from None
-    return text.strip() or None
+    stripped = text.strip()
+    return check_token(stripped, f"{source} {path}") if stripped else None
 
 
 def ssl_context(settings: ConsulSettings) -> ssl.SSLContext:

@@ -36,6 +36,12 @@ from tagjoin.sim.aws.ec2_account import DEFAULT_REGION, DUMMY_KEY
 from tagjoin.sim.aws.ec2_faults import MOTO_LOCK, Ec2Faults, default_status, http_status_line, parse_query
 
 FAULT_PREFIX = "/_fault"
+MAX_BODY = 1 << 20  # EC2's own limit for a Query request is far below this
+_BROKEN = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InternalError</Code>'
+    b"<Message>the simulated endpoint could not handle this request</Message></Error></Errors>"
+    b"<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+)
 
 
 class _QuietHandler(MotoRequestHandler):
@@ -43,6 +49,9 @@ class _QuietHandler(MotoRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+    def log_error(self, format: str, *args: Any) -> None:
+        """Malformed requests are answered (400, 414, 431); the terminal belongs to `sim serve`."""
 
 
 class _LockedFaultingApp:
@@ -55,6 +64,8 @@ class _LockedFaultingApp:
         if path == FAULT_PREFIX or path.startswith(FAULT_PREFIX + "/"):
             return self._control(environ, start_response, path[len(FAULT_PREFIX) + 1 :])
         body = _read_body(environ)
+        if len(body) > MAX_BODY:
+            return _json(start_response, "413 Request Entity Too Large", {"error": f"body over {MAX_BODY} bytes"})
         environ["wsgi.input"] = io.BytesIO(body)  # give moto the body back
         params = parse_query(environ.get("QUERY_STRING", ""))
         params.update(parse_query(body) if _is_form(environ) else {})
@@ -72,7 +83,15 @@ class _LockedFaultingApp:
                     ],
                 )
                 return [error]
-            result = self._moto(environ, start_response)
+            try:
+                result = self._moto(environ, start_response)
+            except Exception:
+                # A request moto cannot parse: an EC2-shaped 500, not werkzeug's traceback on the terminal.
+                start_response(
+                    "500 Internal Server Error",
+                    [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", str(len(_BROKEN)))],
+                )
+                return [_BROKEN]
             try:
                 return [b"".join(result)]
             finally:
@@ -109,11 +128,12 @@ class _LockedFaultingApp:
 def _read_body(environ: WSGIEnvironment) -> bytes:
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH") or ""
-    if length.isdigit():
-        data: bytes = stream.read(int(length))
+    # At most one byte over the limit, which is enough to refuse it.
+    if length.isascii() and length.isdigit():
+        data: bytes = stream.read(min(int(length), MAX_BODY + 1))
         return data
     if environ.get("wsgi.input_terminated"):  # chunked: werkzeug ends the stream for us
-        rest: bytes = stream.read()
+        rest: bytes = stream.read(MAX_BODY + 1)
         return rest
     return b""
 
@@ -152,7 +172,10 @@ class MotoServer:
         )
         self._server = server
         self.port = server.server_port
-        self._thread = threading.Thread(target=server.serve_forever, name="moto-ec2", daemon=True)
+        # A short poll interval: stop() waits for serve_forever to notice, and the console's quit waits for stop().
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="moto-ec2", daemon=True
+        )
         self._thread.start()
         return self.url
 

@@ -200,6 +200,7 @@ class Cluster:
     def leave(self, name: str) -> None:
         """Graceful leave then shutdown, as PUT /v1/agent/leave (agent/consul/server.go Leave)."""
         node = self._responsive(name)
+        node.leaving = True
         self.bus.publish(NodeLeaving(self.engine.now, name))
         srv = self.raft.get(name)
         consul = self.config.consul
@@ -230,6 +231,7 @@ class Cluster:
     def _stop(self, node: Node) -> None:
         node.up = False
         node.paused = False
+        node.leaving = False
         node.epoch += 1
         node.deferred.clear()
         srv = self.raft.get(node.name)
@@ -437,6 +439,8 @@ class Cluster:
             return None, "No cluster leader"
         if mode == "consistent" and not leader.can_reach_quorum():
             return None, "leadership lost while committing log"
+        if mode == "consistent" and not leader.ready_for_consistent_reads():
+            return None, "Not ready to serve consistent reads"
         return leader, ""
 
 

@@ -21,13 +21,14 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import httpx
 
 from tagjoin.core.model import MemberStatus
-from tagjoin.sim.consul.catalog import CheckRow, Fsm, NodeRow
+from tagjoin.sim.consul.catalog import CheckRow, ConfigServer, Fsm, NodeRow
 from tagjoin.sim.consul.cluster import Cluster, NodeDown
 from tagjoin.sim.consul.go_duration import format_ms, parse_duration_ns
 from tagjoin.sim.consul.raft import LEADER, RaftServer
@@ -35,9 +36,22 @@ from tagjoin.sim.consul.serf import JoinFailed, MemberEntry, NoSuchMember
 from tagjoin.sim.kernel.machine import SERF_LAN_PORT, Node
 
 DEFAULT_WAIT_MS = 300_000  # default_query_time
+RPC_HOLD_TIMEOUT_MS = 7_000  # rpc_hold_timeout
+JITTER_FRACTION = 16  # structs.JitterFraction: holds retry after a stagger of up to timeout/16
+VERIFY_POLL_MS = 50  # how often a held VerifyLeader looks whether its quorum answered
+NO_LEADER = "No cluster leader"
+NOT_READY = "Not ready to serve consistent reads"
+LEADERSHIP_LOST = "leadership lost while committing log"
 MAX_WAIT_MS = 600_000  # max_query_time
 NOT_FOUND_V1 = "Invalid URL path: not a recognized HTTP API endpoint"
 BUILD_DATE = "2024-10-29T19:04:05Z"
+# The simulator has no calendar: timestamps such as autopilot's StableSince count virtual time
+# from this instant, so a seed gives the same answers on every run.
+SIM_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+# raft-autopilot's health rule (state.go `(*ServerState).isHealthy`) with Consul's defaults
+# (agent/config/default.go: last_contact_threshold = "200ms", max_trailing_logs = 250).
+LAST_CONTACT_THRESHOLD_MS = 200
+MAX_TRAILING_LOGS = 250
 _UINT = re.compile(r"\d+")
 
 
@@ -95,6 +109,22 @@ class Block:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """A leader-bound request the agent is holding; look again after `retry_ms`."""
+
+    retry_ms: int
+
+
+@dataclass
+class HeldRequest:
+    """One request held in virtual time, from `since`, with what holding it has found so far."""
+
+    since: int
+    verifying: str | None = None  # the leader whose VerifyLeader the read is waiting on
+    outcome: str | None = None  # the error the hold ended in, answered instead of a fresh look
+
+
+@dataclass(frozen=True)
 class AclConfig:
     """ACL mode: only `token` is accepted; anonymous requests are denied or filtered."""
 
@@ -145,6 +175,8 @@ class AgentApi:
         self.cluster = cluster
         self.acl = acl
         self._jitter = cluster.engine.streams.get("api.wait-jitter")
+        self._hold_jitter = cluster.engine.streams.get("api.rpc-hold")
+        self._outcomes: dict[tuple[str, str], str] = {}
         self._routes: list[_Route] = [
             _Route("/v1/status/leader", False, ("GET",), _status_leader, None),
             _Route("/v1/status/peers", False, ("GET",), _status_peers, None),
@@ -156,7 +188,10 @@ class AgentApi:
             _Route("/v1/catalog/nodes", False, ("GET",), _catalog_nodes, "node:read", True),
             _Route("/v1/health/state/", True, ("GET",), _health_state, "node:read", True),
             _Route("/v1/health/node/", True, ("GET",), _health_node, "node:read", True),
+            _Route("/v1/catalog/node/", True, ("GET",), _catalog_node, "node:read", True),
             _Route("/v1/operator/raft/configuration", False, ("GET",), _raft_configuration, "operator:read"),
+            _Route("/v1/operator/autopilot/health", False, ("GET",), _autopilot_health, "operator:read"),
+            _Route("/v1/operator/autopilot/state", False, ("GET",), _autopilot_state, "operator:read"),
         ]
 
     # entry point ------------------------------------------------------------------------------
@@ -221,6 +256,68 @@ class AgentApi:
             raise ApiError(403, "ACL not found")
         return False
 
+    # requests held before they are answered ----------------------------------------------------
+
+    def hold(self, node_name: str, req: ApiRequest, held: HeldRequest) -> Hold | None:
+        """Whether agent `node_name` would still be holding `req`, which arrived at `held.since`.
+
+        Models the waits in front of a leader-bound read, from Consul's agent/consul/rpc.go:
+        - `forward` → `forwardRequestToLeader`: with no known leader the request is retried after
+          a jittered stagger (`lib.RandomStagger(RPCHoldTimeout / JitterFraction)`) until
+          rpc_hold_timeout (7 s) has passed, then fails with "No cluster leader". A server that
+          is leaving fails at once (the `leaveCh` check comes first).
+        - `consistentRead`: `raft.VerifyLeader()` waits for a quorum to acknowledge the leader;
+          it fails when the leader steps down (hashicorp/raft `checkLeaderLease`). Then, until
+          the new leader's barrier is done (`isReadyForConsistentReads`), the read is retried
+          with the same stagger until rpc_hold_timeout and fails "Not ready to serve consistent
+          reads".
+        Stale reads are answered by any server from its own state and are never held. None: the
+        agent answers now, from its state now (or with `held.outcome`, if the hold ended in an
+        error, which `handle` then returns).
+        """
+        node = self.cluster.nodes.get(node_name)
+        if node is None or not node.responsive or not req.path.startswith(("/v1/health/", "/v1/catalog/")):
+            return None
+        try:
+            mode = self.consistency(req)
+        except ApiError:
+            return None
+        if mode == "stale":
+            return None
+        srv, _error = self.cluster.rpc_server(node_name)
+        if srv is None:
+            return None
+        elapsed = self.cluster.engine.now - held.since
+        stagger = Hold(1 + self._hold_jitter.randrange(RPC_HOLD_TIMEOUT_MS // JITTER_FRACTION))
+        if held.verifying is not None:
+            verifier = self.cluster.raft.get(held.verifying)
+            if verifier is None or verifier.state != LEADER:
+                self._end(node_name, req, held, LEADERSHIP_LOST)
+                return None
+            if not verifier.can_reach_quorum():
+                return Hold(VERIFY_POLL_MS)
+            held.verifying = None  # the quorum answered: on to the readiness check
+        leader = self.cluster.leader_for(srv)
+        if leader is None:
+            if node.leaving or elapsed >= RPC_HOLD_TIMEOUT_MS:
+                return None  # answered now: "No cluster leader"
+            return stagger
+        if mode == "consistent":
+            if not leader.can_reach_quorum():
+                held.verifying = leader.name
+                return Hold(VERIFY_POLL_MS)
+            if not leader.ready_for_consistent_reads():
+                if elapsed >= RPC_HOLD_TIMEOUT_MS:
+                    self._end(node_name, req, held, NOT_READY)
+                    return None
+                return stagger
+        return None
+
+    def _end(self, node_name: str, req: ApiRequest, held: HeldRequest, error: str) -> None:
+        held.outcome = error
+        self._outcomes[(node_name, req.path)] = error
+        return None
+
     # shared query plumbing --------------------------------------------------------------------
 
     def consistency(self, req: ApiRequest) -> str:
@@ -239,6 +336,8 @@ class AgentApi:
             except ValueError:
                 raise ApiError(400, "Invalid wait time") from None
             wait_ms = min(max(wait_ns // 1_000_000, 0), MAX_WAIT_MS)
+            # blockingQuery (agent/consul/rpc.go): a wait of 0 means the default query time.
+            wait_ms = wait_ms or DEFAULT_WAIT_MS
         index = 0
         raw_index = req.get("index")
         if raw_index is not None:
@@ -251,6 +350,9 @@ class AgentApi:
         """A catalog/health read: consistency, forwarding, blocking, and the X-Consul-* headers."""
         mode = self.consistency(ctx.req)
         min_index, wait_ms = self.blocking_params(ctx.req)
+        held_error = self._outcomes.pop((ctx.node.name, ctx.req.path), None)
+        if held_error is not None:
+            raise ApiError(500, held_error)
         srv, error = self.cluster.read_source(ctx.node.name, mode)
         if srv is None:
             raise ApiError(500, error)
@@ -575,3 +677,179 @@ def _raft_configuration(ctx: _Ctx) -> Result:
             }
         )
     return ctx.api.ok_json(ctx, {"Servers": servers, "Index": srv.fsm.config_index})
+
+
+def _catalog_node(ctx: _Ctx) -> Result:
+    """agent/catalog_endpoint.go `CatalogNodeServices`: the node and its services, `null` if unknown.
+
+    The simulated catalog holds no services of its own; a server node carries the `consul` service
+    that Consul's leader registers for every server (leader.go `handleAliveMember`).
+    """
+    name = ctx.tail
+    if name == "":
+        raise ApiError(400, "Missing node name")
+    dc = ctx.node.datacenter
+    cluster = ctx.api.cluster
+    anonymous = ctx.anonymous
+
+    def render(srv: RaftServer) -> Any:
+        row = srv.fsm.nodes.get(name)
+        if row is None or anonymous:
+            return None
+        node = cluster.nodes.get(name)
+        services: dict[str, Any] = {}
+        if node is not None and node.server:
+            services["consul"] = {
+                "ID": "consul",
+                "Service": "consul",
+                "Tags": [],
+                "Address": "",
+                "Meta": {},
+                "Port": 8300,
+                "Weights": {"Passing": 1, "Warning": 1},
+                "EnableTagOverride": False,
+                "CreateIndex": row.create_index,
+                "ModifyIndex": row.modify_index,
+            }
+        return {"Node": _node_json(row, dc), "Services": services}
+
+    return ctx.api.query(ctx, "nodes", render)
+
+
+@dataclass(frozen=True)
+class _ServerHealth:
+    server: ConfigServer
+    serf: str
+    contact_ms: int
+    last_term: int
+    last_index: int
+    healthy: bool
+    stable_since_ms: int
+
+
+def _autopilot_leader(ctx: _Ctx) -> RaftServer:
+    # Operator.ServerHealth and Operator.AutopilotState set RequireConsistent and forward to the
+    # leader (agent/consul/operator_autopilot_endpoint.go); ?stale is ignored.
+    srv, error = ctx.api.cluster.read_source(ctx.node.name, "default")
+    if srv is None:
+        raise ApiError(500, error)
+    return srv
+
+
+def _server_health(cluster: Cluster, leader: RaftServer) -> list[_ServerHealth]:
+    """Autopilot's per-server health as the leader sees it now.
+
+    Stats come straight from each server's Raft state. Consul's leader fetches them over RPC every
+    ServerHealthInterval and keeps the last ones for a server it cannot reach; for such a server the
+    growing time since its last contact makes it unhealthy here as there.
+    """
+    now = cluster.engine.now
+    view = cluster.serf.view(leader.name)
+    stable = cluster.duties.healthy_since(leader.name)
+    lead_index, lead_term = leader.fsm.index, leader.fsm.last_term
+    out = []
+    for s in leader.fsm.config:
+        peer = cluster.raft.get(s.name)
+        member = view.get(s.name)
+        serf = member.status.label if member is not None else "none"
+        reached = leader.heard_from(s.name)
+        if peer is leader:
+            contact = 0
+        elif peer is not None and peer.last_contact is not None and cluster.link_ok(leader.node, peer.node):
+            contact = now - peer.last_contact
+        else:  # no stats from it: time since this leader last reached it
+            contact = now - (reached if reached is not None else leader.leader_since or 0)
+        term = peer.fsm.last_term if peer is not None else 0
+        index = peer.fsm.index if peer is not None else 0
+        healthy = (
+            serf == "alive"
+            and contact <= LAST_CONTACT_THRESHOLD_MS
+            and term == lead_term
+            and not (lead_index > MAX_TRAILING_LOGS and index < lead_index - MAX_TRAILING_LOGS)
+        )
+        since = stable.get(s.name, leader.leader_since or 0)
+        out.append(_ServerHealth(s, serf, contact, term, index, healthy, since))
+    return out
+
+
+def _tolerance(health: list[_ServerHealth]) -> int:
+    # raft-autopilot: healthy voters beyond the quorum of all voters (`requiredQuorum`).
+    voters = [h for h in health if h.server.voter]
+    return max(0, sum(1 for h in voters if h.healthy) - (len(voters) // 2 + 1))
+
+
+def _stamp(ms: int) -> str:
+    return (SIM_EPOCH + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _autopilot_health(ctx: _Ctx) -> Result:
+    """agent/operator_endpoint.go `OperatorServerHealth`: 429 with the same body when unhealthy."""
+    cluster = ctx.api.cluster
+    leader = _autopilot_leader(ctx)
+    health = _server_health(cluster, leader)
+    healthy = all(h.healthy for h in health)
+    body = {
+        "Healthy": healthy,
+        "FailureTolerance": _tolerance(health),
+        "Servers": [
+            {
+                "ID": h.server.id,
+                "Name": h.server.name,
+                "Address": h.server.address,
+                "SerfStatus": h.serf,
+                "Version": cluster.config.consul_version,
+                "Leader": h.server.name == leader.name,
+                "LastContact": format_ms(h.contact_ms),
+                "LastTerm": h.last_term,
+                "LastIndex": h.last_index,
+                "Healthy": h.healthy,
+                "Voter": h.server.voter,
+                "StableSince": _stamp(h.stable_since_ms),
+            }
+            for h in health
+        ],
+    }
+    response = ctx.api.ok_json(ctx, body)
+    response.status = 200 if healthy else 429
+    return response
+
+
+# raft-autopilot NodeStatus from the serf status (consul agent/consul/autopilot.go).
+_NODE_STATUS = {"alive": "alive", "failed": "failed", "left": "left", "leaving": "left"}
+
+
+def _autopilot_state(ctx: _Ctx) -> Result:
+    """agent/operator_endpoint.go `OperatorAutopilotState` (`autopilotToAPIState`), Consul CE."""
+    cluster = ctx.api.cluster
+    leader = _autopilot_leader(ctx)
+    health = _server_health(cluster, leader)
+    tolerance = _tolerance(health)
+    servers = {}
+    for h in health:
+        s = h.server
+        status = "leader" if s.name == leader.name else "voter" if s.voter else "non-voter"
+        servers[s.id] = {
+            "ID": s.id,
+            "Name": s.name,
+            "Address": s.address,
+            "NodeStatus": _NODE_STATUS.get(h.serf, "unknown"),
+            "Version": cluster.config.consul_version,
+            "LastContact": format_ms(h.contact_ms),
+            "LastTerm": h.last_term,
+            "LastIndex": h.last_index,
+            "Healthy": h.healthy,
+            "StableSince": _stamp(h.stable_since_ms),
+            "Status": status,
+            "Meta": {"consul-network-segment": ""},
+            "NodeType": "voter",
+        }
+    body = {
+        "Healthy": all(h.healthy for h in health),
+        "FailureTolerance": tolerance,
+        # CE has no redundancy zones to be optimistic about; the same number [unconfirmed].
+        "OptimisticFailureTolerance": tolerance,
+        "Servers": servers,
+        "Leader": next((s.id for s in leader.fsm.config if s.name == leader.name), ""),
+        "Voters": [s.id for s in leader.fsm.config if s.voter],
+    }
+    return ctx.api.ok_json(ctx, body)

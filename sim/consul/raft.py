@@ -98,6 +98,12 @@ class RaftServer:
         self.leader: str | None = None
         self.last_contact: int | None = None
         self.leader_since: int | None = None
+        # When this leader may serve ?consistent reads: Consul's leaderLoop commits a barrier in
+        # the new term and only then, at the end of establishLeadership, calls
+        # setConsistentReadReady (agent/consul/leader.go). Until then: "Not ready to serve
+        # consistent reads".
+        self.consistent_ready_at: int | None = None
+        self._barrier_rng = host.engine.streams.get("raft.barrier", node.name)
         self._rng = host.engine.streams.get("raft.timer", node.name)
         self._timer: NodeTimer | None = None  # follower heartbeat check or candidate election timeout
         self._hb: NodeTimer | None = None
@@ -119,6 +125,7 @@ class RaftServer:
         self.leader = None
         self.last_contact = None
         self.leader_since = None
+        self.consistent_ready_at = None
         self.transferring = False
         self._arm_follower()
 
@@ -157,6 +164,15 @@ class RaftServer:
         if self.state == LEADER:
             return 0
         return None if self.last_contact is None else self.now - self.last_contact
+
+    def heard_from(self, name: str) -> int | None:
+        """When this leader last reached `name` (virtual ms), as its lease check counts it."""
+        return self._contact.get(name) if self.state == LEADER else None
+
+    def ready_for_consistent_reads(self) -> bool:
+        """Consul's isReadyForConsistentReads: leader, and its barrier is committed."""
+        ready = self.consistent_ready_at
+        return self.state == LEADER and ready is not None and self.now >= ready and self.can_reach_quorum()
 
     def can_reach_quorum(self) -> bool:
         """What VerifyLeader would conclude right now: a quorum acknowledges this leader."""
@@ -328,6 +344,9 @@ class RaftServer:
         self.state = LEADER
         self._set_leader(self.name)
         self.leader_since = self.now
+        # A barrier is one replication round to a quorum plus the FSM catching up; establishing
+        # leadership (autopilot, sessions, ACL bootstrap) adds more. Tens of ms, with a tail.
+        self.consistent_ready_at = self.now + round(self._barrier_rng.triangular(5, 400, 30))
         self.transferring = False
         self._contact = {s.name: self.now for s in self.fsm.config if s.name != self.name}
         self.host.engine.record(self.name, f"raft leader term={self.term}")

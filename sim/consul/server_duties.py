@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tagjoin.core.model import MemberStatus
 from tagjoin.sim.consul.catalog import (
@@ -32,11 +32,9 @@ from tagjoin.sim.consul.catalog import (
     SetConfig,
 )
 from tagjoin.sim.consul.raft import LEADER, RaftGroup, RaftServer
-from tagjoin.sim.consul.serf import MemberEntry
+from tagjoin.sim.consul.serf import MemberEntry, Serf
+from tagjoin.sim.kernel.engine import Engine
 from tagjoin.sim.kernel.machine import SERVER_RPC_PORT, Node, NodeTimer, node_timer
-
-if TYPE_CHECKING:
-    from tagjoin.sim.consul.cluster import Cluster
 
 
 @dataclass(frozen=True)
@@ -50,6 +48,17 @@ class ConsulTimings:
     leave_drain_ms: int = 5_000  # performance.leave_drain_time
 
 
+class DutiesHost(Protocol):
+    """What the duties need of the cluster that owns them; the cluster imports this module."""
+
+    engine: Engine
+    serf: Serf
+
+    def raft_peer(self, name: str) -> RaftServer | None: ...
+
+    def link_ok(self, a: Node, b: Node) -> bool: ...
+
+
 @dataclass
 class _ServerState:
     expect_pending: int
@@ -59,8 +68,8 @@ class _ServerState:
 
 
 class ServerDuties:
-    def __init__(self, cluster: Cluster, timings: ConsulTimings) -> None:
-        self.cluster = cluster
+    def __init__(self, host: DutiesHost, timings: ConsulTimings) -> None:
+        self.host = host
         self.timings = timings
         self._state: dict[str, _ServerState] = {}
         self.groups: dict[str, RaftGroup] = {}
@@ -71,6 +80,11 @@ class ServerDuties:
     def _st(self, name: str) -> _ServerState:
         return self._state[name]
 
+    def healthy_since(self, leader: str) -> dict[str, int]:
+        """When `leader`'s autopilot first saw each server healthy (virtual ms): its StableSince."""
+        st = self._state.get(leader)
+        return dict(st.healthy_since) if st is not None else {}
+
     # bootstrap_expect -------------------------------------------------------------------------
 
     def maybe_bootstrap(self, srv: RaftServer) -> None:
@@ -78,27 +92,27 @@ class ServerDuties:
         st = self._st(node.name)
         if srv.group is not None or st.expect_pending <= 0 or not node.responsive:
             return
-        cluster = self.cluster
+        host = self.host
         servers = [
             m
-            for m in cluster.serf.members(node.name)
+            for m in host.serf.members(node.name)
             if m.status == MemberStatus.ALIVE and m.is_server and m.tag("dc") == node.datacenter
         ]
         expect = str(st.expect_pending)
         for m in servers:
             if m.tag("expect") != expect:
-                cluster.engine.record(node.name, "bootstrap: member has a conflicting expect value")
+                host.engine.record(node.name, "bootstrap: member has a conflicting expect value")
                 return
         if len(servers) < st.expect_pending:
             return
         for m in servers:
             if m.name == node.name:
                 continue
-            peer = cluster.raft.get(m.name)
-            if peer is None or not cluster.link_ok(node, peer.node):
+            peer = host.raft_peer(m.name)
+            if peer is None or not host.link_ok(node, peer.node):
                 return  # "Failed to confirm peer status": try again on the next member event
             if peer.fsm.config:
-                cluster.engine.record(node.name, f"bootstrap disabled: {m.name} reports raft peers")
+                host.engine.record(node.name, f"bootstrap disabled: {m.name} reports raft peers")
                 st.expect_pending = 0
                 return
         config = tuple(
@@ -118,7 +132,7 @@ class ServerDuties:
         st = self._st(srv.name)
         self._cancel_periodic(st)
         st.healthy_since.clear()
-        engine = self.cluster.engine
+        engine = self.host.engine
         since = srv.leader_since
 
         def every(interval: int, action: str) -> None:
@@ -161,14 +175,14 @@ class ServerDuties:
             st.reconcile_timer = None
             self.reconcile(srv)
 
-        st.reconcile_timer = node_timer(self.cluster.engine, srv.node, 0, run, "consul.reconcile")
+        st.reconcile_timer = node_timer(self.host.engine, srv.node, 0, run, "consul.reconcile")
 
     # reconcile --------------------------------------------------------------------------------
 
     def reconcile(self, srv: RaftServer) -> None:
         if srv.state != LEADER:
             return
-        view = self.cluster.serf.view(srv.name)
+        view = self.host.serf.view(srv.name)
         for name in sorted(view):
             member = view[name]
             for op in (self._config_op(srv, member), self._catalog_op(srv, member)):
@@ -209,7 +223,7 @@ class ServerDuties:
         address = f"{m.addr}:{SERVER_RPC_PORT}"
         if m.status == MemberStatus.ALIVE:
             if current is None:
-                peer = self.cluster.raft.get(m.name)
+                peer = self.host.raft_peer(m.name)
                 if peer is None or (peer.group is not None and peer.group is not srv.group):
                     return None  # Raft data of another cluster: the logs cannot be merged
                 added = ConfigServer(m.tag("id") or m.name, m.name, address, False)
@@ -226,19 +240,19 @@ class ServerDuties:
     def autopilot(self, srv: RaftServer) -> None:
         if srv.state != LEADER:
             return
-        cluster = self.cluster
-        now = cluster.engine.now
+        host = self.host
+        now = host.engine.now
         st = self._st(srv.name)
-        view = cluster.serf.view(srv.name)
+        view = host.serf.view(srv.name)
         config = srv.fsm.config
         for server in config:
             member = view.get(server.name)
-            peer = cluster.raft.get(server.name)
+            peer = host.raft_peer(server.name)
             healthy = (
                 member is not None
                 and member.status == MemberStatus.ALIVE
                 and peer is not None
-                and (peer is srv or cluster.link_ok(srv.node, peer.node))
+                and (peer is srv or host.link_ok(srv.node, peer.node))
             )
             if healthy:
                 st.healthy_since.setdefault(server.name, now)
@@ -281,7 +295,7 @@ class ServerDuties:
                     if not srv.propose(SetConfig(remaining)):
                         return
                 else:
-                    self.cluster.serf.force_leave(srv.node, server.name, prune=False)
+                    self.host.serf.force_leave(srv.node, server.name, prune=False)
 
     def _adjudicate(self, servers: list[ConfigServer], potential: int) -> list[ConfigServer]:
         removed = 0

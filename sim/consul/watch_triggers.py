@@ -10,19 +10,32 @@ checks table, so only `checks` watches fire for it — why `tagjoin keep` watche
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
-from tagjoin.sim.consul.cluster_events import WatchFired
-
-if TYPE_CHECKING:
-    from tagjoin.sim.consul.cluster import Cluster
+from tagjoin.sim.consul.cluster_events import EventBus, WatchFired
+from tagjoin.sim.consul.raft import RaftServer
+from tagjoin.sim.kernel.engine import Engine
+from tagjoin.sim.kernel.machine import Node
 
 KINDS = ("nodes", "checks")
 
 
+class WatchHost(Protocol):
+    """What the watches need of the cluster that owns them; the cluster imports this module."""
+
+    engine: Engine
+    bus: EventBus
+
+    @property
+    def nodes(self) -> Mapping[str, Node]: ...
+
+    def read_source(self, name: str, mode: str) -> tuple[RaftServer | None, str]: ...
+
+
 class WatchTracker:
-    def __init__(self, cluster: Cluster) -> None:
-        self._cluster = cluster
+    def __init__(self, host: WatchHost) -> None:
+        self._host = host
         self._last: dict[tuple[str, str], tuple[str, int]] = {}
         self._pending = False
 
@@ -31,7 +44,7 @@ class WatchTracker:
         if self._pending:
             return
         self._pending = True
-        self._cluster.engine.schedule(1, self._evaluate, "watch.eval")
+        self._host.engine.schedule(1, self._evaluate, "watch.eval")
 
     def forget(self, node: str) -> None:
         """The agent restarted: its watches start over and fire on their first result."""
@@ -40,12 +53,12 @@ class WatchTracker:
 
     def _evaluate(self) -> None:
         self._pending = False
-        cluster = self._cluster
-        for name in sorted(cluster.nodes):
-            node = cluster.nodes[name]
+        host = self._host
+        for name in sorted(host.nodes):
+            node = host.nodes[name]
             if not node.responsive:
                 continue
-            source, _error = cluster.read_source(name, "default")
+            source, _error = host.read_source(name, "default")
             if source is None or source.group is None:
                 continue  # the watch errors and backs off; no handler run
             gid = source.group.gid
@@ -54,4 +67,4 @@ class WatchTracker:
                 if self._last.get((name, kind)) == signature:
                     continue
                 self._last[(name, kind)] = signature
-                cluster.bus.publish(WatchFired(cluster.engine.now, name, kind, max(index, 1)))
+                host.bus.publish(WatchFired(host.engine.now, name, kind, max(index, 1)))

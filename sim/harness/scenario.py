@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from tagjoin.core.discover import select_targets
 from tagjoin.core.errors import TagjoinError
-from tagjoin.core.model import MemberStatus, parse_term
+from tagjoin.core.model import MemberStatus
 from tagjoin.core.settings import Scope
 from tagjoin.sim.aws.ec2_account import Ec2World
 from tagjoin.sim.aws.ec2_faults import Ec2Call, Ec2Faults, TokenBucket
@@ -24,12 +24,13 @@ from tagjoin.sim.consul.cluster_events import (
     NodeCrashed,
     NodeRestarted,
     NodeShutdown,
-    WatchFired,
 )
 from tagjoin.sim.consul.http_api import AgentApi
 from tagjoin.sim.consul.serf import JoinFailed
 from tagjoin.sim.consul.server_duties import ConsulTimings
-from tagjoin.sim.harness.recording import FaultSpan, Joiner, LeaderSpan, Recording, TagSample, Violation, Write
+from tagjoin.sim.harness.invariants.observations import NewLeader, Observation, RunEnd, TagWrite
+from tagjoin.sim.harness.invariants.suite import InvariantSuite
+from tagjoin.sim.harness.recording import FaultSpan, Joiner, LeaderSpan, Recording, TagSample, Write
 from tagjoin.sim.harness.tag_runners import HandlerConfig, HandlerFleet
 
 FAULT_KINDS = (
@@ -44,6 +45,10 @@ FAULT_KINDS = (
     "replace",
     "restart",
 )
+# fenced: `tagjoin keep` on every server; watch: `consul watch -type=checks` running `tagjoin
+# watch-handler` on every server; naive: the scheme as first described, a `nodes` watch on every
+# node running a handler that moves a `true` tag, unfenced.
+STRATEGIES = ("fenced", "watch", "naive")
 TAG_KEY = "consul-leader"
 CLUSTER = "sim"
 
@@ -67,6 +72,7 @@ class ScenarioConfig:
     # from outside (a benchmark driving `tagjoin watch-handler` against `sim serve`) is the only writer.
     handlers: bool = True
     cleanup_dead_servers: bool = True  # autopilot's default; it force-leaves a crashed server
+    keep_health_consistency: str | None = "stale"  # KeepConfig.health_consistency of every keeper
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Scenario:
     fleet: HandlerFleet
     faults: Ec2Faults
     rec: Recording
+    invariants: InvariantSuite
     log_lines: list[str] = field(default_factory=list)
     node_instance: dict[str, str] = field(default_factory=dict)
     known_instances: set[str] = field(default_factory=set)
@@ -106,8 +113,8 @@ def run_scenario(config: ScenarioConfig, *, keep_log: bool = False) -> Recording
 
 
 def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
-    if config.strategy not in ("fenced", "naive"):
-        raise ValueError(f"unknown strategy {config.strategy!r}; use fenced or naive")
+    if config.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {config.strategy!r}; use one of {', '.join(STRATEGIES)}")
     timings = ConsulTimings(cleanup_dead_servers=config.cleanup_dead_servers)
     cluster = Cluster(config.seed, ClusterConfig(raft_multiplier=config.raft_multiplier, consul=timings))
     engine = cluster.engine
@@ -126,13 +133,13 @@ def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
         cluster,
         api,
         client,
-        HandlerConfig(config.strategy, scope),
+        HandlerConfig(config.strategy, scope, health_consistency=config.keep_health_consistency),
         on_step=lambda _node: _sample_tags(holder[0]),
         log=log,
     )
-    s = Scenario(config, world, cluster, api, fleet, faults, rec)
+    s = Scenario(config, world, cluster, api, fleet, faults, rec, InvariantSuite.standard(config.settle_ms))
     holder.append(s)
-    faults.add_observer(lambda call: _check_write(s, call))
+    faults.add_observer(lambda call: _observe_write(s, call))
     _populate(s)
     _subscribe(s)
     if config.inject_faults:
@@ -155,15 +162,15 @@ def _populate(s: Scenario) -> None:
         _launch(s, name, ip)
         cluster.add_client(name, ip)
         if cfg.strategy == "naive":
-            s.fleet.add(name)  # the naive scheme puts a `nodes` watch on every node
+            s.fleet.add(name)  # the naive scheme puts a `nodes` watch on every node, clients too
     first = cluster.servers()[0]
     first_ip = cluster.nodes[first].ip
     for name in sorted(cluster.nodes):
         if name != first:
             cluster.join(name, first_ip)
-    if cfg.strategy == "fenced" and cfg.handlers:
-        for name in cluster.servers():
-            _start_keeper(s, name)
+    if cfg.handlers:
+        for name in sorted(s.fleet.handlers):
+            _start_tag_process(s, name)
 
 
 def _launch(s: Scenario, name: str, ip: str) -> None:
@@ -172,10 +179,14 @@ def _launch(s: Scenario, name: str, ip: str) -> None:
     s.known_instances.add(iid)
 
 
-def _start_keeper(s: Scenario, node: str) -> None:
-    """`tagjoin keep` starts on a server, at a random phase of its poll interval."""
-    interval = s.fleet.config.keep_interval_ms
-    s.fleet.start_keeper(node, after_ms=s.cluster.engine.streams.get("keeper.phase", node).randint(0, interval))
+def _start_tag_process(s: Scenario, node: str) -> None:
+    """What the strategy runs on `node` starts with the agent: `tagjoin keep`, at a random phase of
+    its poll interval, or `consul watch` with its handler."""
+    if s.config.strategy == "fenced":
+        interval = s.fleet.config.keep_interval_ms
+        s.fleet.start_keeper(node, after_ms=s.cluster.engine.streams.get("keeper.phase", node).randint(0, interval))
+    else:
+        s.fleet.start_watch(node)
 
 
 def _subscribe(s: Scenario) -> None:
@@ -189,9 +200,7 @@ def _subscribe(s: Scenario) -> None:
         if s.rec.leaders:
             s.rec.failovers += 1
         s._top = LeaderSpan(ev.t, None, ev.node_name, ev.term)
-        groups = {li.group for li in cluster.leaders()}
-        if len(groups) > 1:
-            s.rec.violations.append(Violation("S1", ev.t, f"two Raft clusters lead at once: {sorted(groups)}"))
+        _observe(s, NewLeader(ev.t, ev.node_name, ev.term, frozenset(li.group for li in cluster.leaders())))
 
     def lost(ev: LeadershipLost) -> None:
         if s._top is not None and s._top.node == ev.node_name and s._top.term == ev.term:
@@ -203,21 +212,14 @@ def _subscribe(s: Scenario) -> None:
             _close_top(s, ev.t)
 
     def restarted(ev: NodeRestarted) -> None:
-        if ev.node_name in cluster.servers() and s.config.strategy == "fenced" and s.config.handlers:
-            _start_keeper(s, ev.node_name)
-
-    def watch(ev: WatchFired) -> None:
-        if not s.config.handlers:
-            return
-        if s.config.strategy == "naive" and ev.kind == "nodes":
-            fleet.trigger(ev.node_name, "nodes watch")
+        if ev.node_name in fleet.handlers and s.config.handlers:
+            _start_tag_process(s, ev.node_name)
 
     cluster.subscribe(LeaderElected, elected)
     cluster.subscribe(LeadershipLost, lost)
     cluster.subscribe(NodeCrashed, down)
     cluster.subscribe(NodeShutdown, down)
     cluster.subscribe(NodeRestarted, restarted)
-    cluster.subscribe(WatchFired, watch)
 
 
 def _close_top(s: Scenario, t: int) -> None:
@@ -229,6 +231,10 @@ def _close_top(s: Scenario, t: int) -> None:
 # tags and invariants ---------------------------------------------------------------------------
 
 
+def _observe(s: Scenario, event: Observation) -> None:
+    s.rec.violations.extend(s.invariants.observe(event))
+
+
 def _sample_tags(s: Scenario) -> None:
     values = s.world.tag_values(TAG_KEY)
     holders = {s.world.node_of(iid): v for iid, v in sorted(values.items())}
@@ -237,13 +243,7 @@ def _sample_tags(s: Scenario) -> None:
         s.rec.tags.append(TagSample(s.cluster.engine.now, holders))
 
 
-def _rank(value: str | None) -> int:
-    """How joiners order tags: by term, a naive `true` below every term."""
-    term = parse_term(value)
-    return -1 if term is None else term
-
-
-def _check_write(s: Scenario, call: Ec2Call) -> None:
+def _observe_write(s: Scenario, call: Ec2Call) -> None:
     if call.action not in ("CreateTags", "DeleteTags") or call.fault is not None:
         return
     now = s.cluster.engine.now
@@ -251,6 +251,7 @@ def _check_write(s: Scenario, call: Ec2Call) -> None:
     top = s._top
     leader_iid = s.node_instance.get(top.node) if top is not None else None
     values = s.world.tag_values(TAG_KEY)  # running instances of the cluster, before this write
+    live = frozenset(i for i in values if _live_server(s, i))
     for iid in call.resource_ids:
         known = iid in s.known_instances
         target_node = s.world.node_of(iid) if known else "?"
@@ -265,29 +266,22 @@ def _check_write(s: Scenario, call: Ec2Call) -> None:
                 now, writer, call.action, target_node, value or "", 0, s._newest_term, running, in_scope, removes
             )
             s.rec.writes.append(write)
-            if not (running and in_scope):
-                s.rec.violations.append(Violation("S2", now, f"{writer} wrote {call.action} to {iid} outside scope"))
-            if leader_iid is not None and top is not None and writer != top.node:
-                leader_tag = values.get(leader_iid)
-                if removes and iid == leader_iid:
-                    s.rec.violations.append(
-                        Violation("S3", now, f"{writer} removed leader {top.node}'s tag {current} (term {top.term})")
-                    )
-                if (
-                    call.action == "CreateTags"
-                    and iid != leader_iid
-                    and leader_tag is not None
-                    and _rank(value) >= _rank(leader_tag)
-                ):
-                    s.rec.violations.append(
-                        Violation("S3", now, f"{writer} tagged {target_node}={value}, outranking leader's {leader_tag}")
-                    )
-            if removes:
-                live = {i for i in values if _live_server(s, i)}
-                if iid in live and not (live - {iid}):
-                    s.rec.violations.append(
-                        Violation("S4", now, f"{writer} removed the last tag on a live server ({target_node})")
-                    )
+            observed = TagWrite(
+                t=now,
+                writer=writer,
+                action=call.action,
+                instance=iid,
+                target=target_node,
+                value=value,
+                target_running=running,
+                target_in_scope=in_scope,
+                removes=removes,
+                tags_before=values,
+                live_servers_before=live,
+                leader=top,
+                leader_instance=leader_iid,
+            )
+            _observe(s, observed)
 
 
 def _live_server(s: Scenario, iid: str) -> bool:
@@ -345,7 +339,6 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
         # and later resumes it with what it saw before the pause.
         span()
         s.fleet.interrupt_next_pass(f.target, 1 + k % 3, lambda: _safe(lambda: cluster.pause(f.target, f.duration)))
-        s.fleet.trigger(f.target, "watch fired")  # naive; a keeper pauses in whichever pass comes next
     elif f.kind in ("throttle", "ec2-5xx"):
         span()
         if f.kind == "throttle":
@@ -424,6 +417,8 @@ def _new_joiner(s: Scenario, ip: str) -> None:
     s.cluster.add_client(name, ip)
     if s.config.strategy == "naive":
         s.fleet.add(name)
+        if s.config.handlers:
+            _start_tag_process(s, name)
     _boot_join(s, name, s.config.join_deadline_ms, record=True)
 
 
@@ -478,20 +473,12 @@ def finish(s: Scenario) -> None:
     stats = s.faults.snapshot()
     s.rec.ec2_calls = {k: v for k, v in sorted(stats.calls.items()) if v}
     s.rec.throttled = sum(stats.faults.values())
-    if now - s.healed_at < s.config.settle_ms:
-        return  # the run ends too soon after the faults to judge liveness
     leader = s.cluster.leader()
-    values = s.world.tag_values(TAG_KEY)
-    holders = sorted(s.world.node_of(i) for i in values)
-    if leader is None or holders != [leader]:
-        s.rec.violations.append(
-            Violation("L1", now, f"{s.config.settle_ms}ms after the faults healed: leader {leader}, tags on {holders}")
-        )
-    if leader is not None:
-        stray = [
-            n
-            for n in sorted(s.cluster.nodes)
-            if s.cluster.is_up(n) and s.cluster.member_status(leader, n) != MemberStatus.ALIVE
-        ]
-        if stray:
-            s.rec.violations.append(Violation("L2", now, f"live nodes not members of the cluster: {stray}"))
+    holders = tuple(sorted(s.world.node_of(i) for i in s.world.tag_values(TAG_KEY)))
+    membership = {} if leader is None else _membership(s, leader)
+    s.rec.violations.extend(s.invariants.finish(RunEnd(now, s.healed_at, leader, holders, membership)))
+
+
+def _membership(s: Scenario, leader: str) -> dict[str, MemberStatus | None]:
+    """Each agent that is up, as the leader's member list sees it."""
+    return {n: s.cluster.member_status(leader, n) for n in sorted(s.cluster.nodes) if s.cluster.is_up(n)}

@@ -26,18 +26,18 @@ from tagjoin.core.aws.tag_store import TagStore
 from tagjoin.core.consul.client import ConsulClient
 from tagjoin.core.consul.settings import ConsulSettings
 from tagjoin.core.errors import TagjoinError
-from tagjoin.core.handoff import Checkpoint, Report, WaitFor
+from tagjoin.core.handoff import Checkpoint, Report
 from tagjoin.core.keeper import KeepConfig, Keeper
 from tagjoin.core.settings import Scope
-from tagjoin.sim.consul.http_api import AgentUnavailable, ApiRequest, Block
+from tagjoin.core.watch_handler import handle_event
+from tagjoin.sim.consul.cluster import Cluster
+from tagjoin.sim.consul.http_api import AgentApi, AgentUnavailable, ApiRequest, Block, HeldRequest
+from tagjoin.sim.harness.consul_watch import WatchExit, consul_watch
 from tagjoin.sim.harness.naive_strategy import naive_pass
 from tagjoin.sim.kernel.engine import Engine, SimClock
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
-
-    from tagjoin.sim.consul.cluster import Cluster
-    from tagjoin.sim.consul.http_api import AgentApi
 
 Steps = Generator[Checkpoint, None, Any]
 
@@ -55,6 +55,7 @@ class HandlerConfig:
     latency_ms: tuple[int, int] = (2, 20)
     keep_interval_ms: int = 1_000  # `tagjoin keep --interval`
     anti_entropy_ms: int = 60_000  # `tagjoin keep --anti-entropy`
+    health_consistency: str | None = "stale"  # the keeper's trigger query (KeepConfig)
     restart_ms: int = 5_000  # systemd's RestartSec for a killed keeper
     max_attempts: int = 4
 
@@ -85,15 +86,15 @@ class NodeHandler:
     clock: SimClock
     rng: random.Random
     keeper: Keeper | None = None
-    running: Steps | None = None  # the keeper's loop, or the naive handler's current run
-    pending: bool = False  # naive: a watch fired while the handler ran: run again after it
+    running: Steps | None = None  # the keeper's loop, or the `consul watch` process
+    in_handler: bool = False  # the watch is running its handler (a pass), not waiting on its query
     dead_until: int = -1  # killed by a handler-crash fault until then
     interrupt: tuple[int, Callable[[], None] | None] | None = None  # (calls left, action; None = kill)
     reports: list[Report] = field(default_factory=list)
 
     @property
     def in_pass(self) -> bool:
-        return self.running is not None and (self.keeper is None or self.keeper.in_pass)
+        return self.running is not None and (self.keeper.in_pass if self.keeper is not None else self.in_handler)
 
 
 class HandlerFleet:
@@ -117,6 +118,8 @@ class HandlerFleet:
         self.on_step = on_step  # called after each API call, e.g. to sample the tags
         self.log = log
         self.handlers: dict[str, NodeHandler] = {}
+        self._locks: dict[str, int] = {}  # node → the owner holding its handoff lock
+        self._owners: dict[str, int] = {}
         self.current: str | None = None  # whose call is in flight, for EC2 call attribution
 
     def store_for(self, node: str, clock: SimClock | None = None) -> TagStore:
@@ -152,27 +155,58 @@ class HandlerFleet:
             h.consul,
             h.store,
             h.clock,
-            KeepConfig(interval=self.config.keep_interval_ms / 1000, anti_entropy=self.config.anti_entropy_ms / 1000),
+            KeepConfig(
+                interval=self.config.keep_interval_ms / 1000,
+                anti_entropy=self.config.anti_entropy_ms / 1000,
+                health_consistency=self.config.health_consistency,
+            ),
+            lock=self._lock(node),
             logger=_NodeLog(node, self.log),
         )
         h.keeper = keeper
         h.running = keeper.loop(lambda: False)
         self._schedule_step(h, after_ms)
 
-    # the naive watch handler ---------------------------------------------------------------------
+    # `consul watch` running a handler (the watch and naive strategies) ---------------------------
 
-    def trigger(self, node: str, reason: str) -> None:
-        """The naive handler's `nodes` watch fired on `node`."""
+    def start_watch(self, node: str, *, after_ms: int = 0) -> None:
+        """`consul watch` starts on `node` under systemd: a `checks` watch running `tagjoin
+        watch-handler` (watch strategy), or a `nodes` watch running the naive handler."""
         h = self.handlers.get(node)
-        if h is None or h.keeper is not None or not self.cluster.is_up(node) or self.engine.now < h.dead_until:
+        if h is None:
             return
-        if h.running is not None:
-            h.pending = True
-            return
-        self.log(node, f"pass ({reason})")
-        h.running = naive_pass(h.consul, h.store)
-        next(h.running)  # up to its first checkpoint: no call made yet
-        self._schedule_step(h, self._latency(h))
+        self._close(h)
+        kind = "nodes" if self.config.strategy == "naive" else "checks"
+        h.running = consul_watch(
+            self.api, node, kind, h.clock, lambda payload, index: self._handler_run(h, payload, index)
+        )
+        self._schedule_step(h, after_ms)
+
+    def _handler_run(self, h: NodeHandler, payload: str, index: str) -> Generator[Checkpoint, None, int]:
+        """One run of the watch's child process; its exit status decides whether `consul watch` goes on."""
+        h.in_handler = True
+        try:
+            if self.config.strategy == "naive":
+                try:
+                    what = yield from naive_pass(h.consul, h.store)
+                except TagjoinError as exc:
+                    self.log(h.node, f"naive handler failed: {exc}")
+                    return 1  # the shell handler stops at its first failed command
+                self.log(h.node, f"naive: {what}")
+                return 0
+            run = yield from handle_event(payload, index, h.consul, h.store, h.clock, lock=self._lock(h.node))
+            for line in (*run.stderr, *run.stdout):
+                self.log(h.node, line)
+            if run.report is not None:
+                h.reports.append(run.report)
+            return run.exit_code
+        finally:
+            h.in_handler = False
+
+    def _lock(self, node: str) -> SimPassLock:
+        """The node's handoff lock, shared by every tag process on it (a file every process opens)."""
+        self._owners[node] = self._owners.get(node, 0) + 1
+        return SimPassLock(self._locks, node, self._owners[node])
 
     # faults --------------------------------------------------------------------------------------
 
@@ -194,7 +228,7 @@ class HandlerFleet:
             h.running.close()
         h.running = None
         h.keeper = None
-        h.pending = False
+        h.in_handler = False
 
     # stepping ------------------------------------------------------------------------------------
 
@@ -251,59 +285,100 @@ class HandlerFleet:
         if h.keeper is not None and len(h.keeper.passes) > passes:
             h.reports.append(h.keeper.passes[-1])
         delay = self._latency(h) + h.clock.take_debt()
-        if checkpoint.blocks is not None:
-            self._hold(h, checkpoint.blocks, delay)
+        if checkpoint.consul is not None:
+            self._hold(h, ApiRequest.build("GET", checkpoint.consul), delay)
         else:
             self._schedule_step(h, delay)
 
-    def _hold(self, h: NodeHandler, wait: WaitFor, delay: int) -> None:
-        """Keep a blocking query waiting until its agent would answer it, as Consul holds it."""
-        if wait.index <= 0:
-            self._schedule_step(h, delay)  # no index: Consul answers at once
-            return
+    def _hold(self, h: NodeHandler, req: ApiRequest, delay: int) -> None:
+        """Let the next Consul call happen only when its agent would answer it.
+
+        The call arrives after `delay`; from then on the agent may hold it — a blocking query until
+        its index moves or its wait (plus jitter) ends, a leader-bound read while there is no
+        leader or the leader cannot prove its quorum (`AgentApi.hold`), every call while the agent
+        is paused, until the client's read timeout. The call is made when the hold ends, and
+        answers from the agent's state at that moment, as the real one would.
+        """
         steps = h.running
-        wait_ms = max(1, round(wait.wait_s * 1000))
-        target = f"{wait.path}?index={wait.index}&wait={wait_ms}ms"
-        first = self._would_block(h.node, target)
-        if first is None:
-            self._schedule_step(h, delay)
-            return
-        # A stopped agent never answers: the client's read timeout ends the wait (ConsulClient
-        # allows wait + wait/16 + its own timeout).
-        held = first if first > 0 else wait_ms + wait_ms // 16 + round(CLIENT_TIMEOUT_S * 1000)
-        deadline = self.engine.now + delay + held
+        held = HeldRequest(since=self.engine.now + delay)
+        deadline: list[int] = []  # the client gives up then (a blocking wait, or its read timeout)
 
         def look() -> None:
             if h.running is not steps:
                 return
-            if self.engine.now >= deadline or self._would_block(h.node, target) is None:
+            now = self.engine.now
+            if deadline and now >= deadline[0]:
                 self._schedule_step(h, 0)
                 return
-            self.engine.schedule(min(HOLD_POLL_MS, deadline - self.engine.now), look, "handler.hold", h.node)
+            retry = self._held_for(h.node, req, held, deadline)
+            if retry is None:
+                self._schedule_step(h, 0)
+                return
+            until = min(now + retry, deadline[0]) if deadline else now + retry
+            self.engine.schedule(max(1, until - now), look, "handler.hold", h.node)
 
-        self.engine.schedule(delay + min(HOLD_POLL_MS, held), look, "handler.hold", h.node)
+        self.engine.schedule(delay, look, "handler.hold", h.node)
 
-    def _would_block(self, node: str, target: str) -> int | None:
-        """How long agent `node` would hold `target` (ms; 0 if it cannot answer at all), or None if it answers now."""
+    def _held_for(self, node: str, req: ApiRequest, held: HeldRequest, deadline: list[int]) -> int | None:
+        """How long until agent `node` should be asked again about `req`, or None if it answers now."""
+        now = self.engine.now
+        index, wait_ms = self.api.blocking_params(req)
         try:
-            result = self.api.handle(node, ApiRequest.build("GET", target), may_block=True)
+            hold = self.api.hold(node, req, held)
+            if hold is not None:
+                return hold.retry_ms
+            if held.outcome is not None or index <= 0:
+                return None
+            result = self.api.handle(node, req, may_block=True)
         except AgentUnavailable as exc:
-            return None if exc.refused else 0
-        return result.wait_ms if isinstance(result, Block) else None
+            if exc.refused:
+                return None  # the call fails at once: connection refused
+            if not deadline:  # paused: the request waits in the socket until the client times out
+                held_ms = wait_ms + wait_ms // 16 if index > 0 else 0  # ConsulClient's read timeout
+                deadline.append(now + held_ms + round(CLIENT_TIMEOUT_S * 1000))
+            return HOLD_POLL_MS
+        if not isinstance(result, Block):
+            return None
+        if not deadline:
+            deadline.append(now + result.wait_ms)
+        return HOLD_POLL_MS
 
     def _kill(self, h: NodeHandler) -> None:
         was_keeper = h.keeper is not None
         self._close(h)
         h.dead_until = self.engine.now + self.config.restart_ms
         self.log(h.node, "handler crashed between two API calls")
+        # systemd's Restart=always: the keeper itself, or the `consul watch` whose child died
+        # (it exits 1 when its handler fails).
         if was_keeper:
-            self.start_keeper(h.node, after_ms=self.config.restart_ms)  # systemd's Restart=always
+            self.start_keeper(h.node, after_ms=self.config.restart_ms)
+        else:
+            self.start_watch(h.node, after_ms=self.config.restart_ms)
 
     def _finished(self, h: NodeHandler, result: object) -> None:
         h.running = None
         h.clock.take_debt()
-        if isinstance(result, str):
-            self.log(h.node, result)
-        if h.pending:
-            h.pending = False
-            self.trigger(h.node, "queued trigger")
+        if isinstance(result, WatchExit):
+            self.log(h.node, f"consul watch exited {result.code}: {result.reason}")
+            self.start_watch(h.node, after_ms=self.config.restart_ms)  # systemd's Restart=always
+
+
+class SimPassLock:
+    """core's PassLock for one simulated process: the node's lock table stands in for its lock
+    file. Like flock, a dead process releases it: closing the process's generator runs the
+    pass's `finally`, which releases."""
+
+    def __init__(self, table: dict[str, int], node: str, owner: int) -> None:
+        self._table = table
+        self._node = node
+        self._owner = owner
+
+    def try_acquire(self) -> bool:
+        if self._node in self._table:
+            return False
+        self._table[self._node] = self._owner
+        return True
+
+    def release(self) -> None:
+        if self._table.get(self._node) == self._owner:
+            del self._table[self._node]

@@ -30,6 +30,7 @@ class Node:
     paused: bool = False
     epoch: int = 0
     has_left: bool = False  # left gracefully: a restart does not rejoin on its own
+    leaving: bool = False  # a graceful leave is under way: leader-bound requests fail fast
     deferred: list[NodeTimer] = field(default_factory=list)
 
     @property

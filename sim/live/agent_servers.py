@@ -12,32 +12,27 @@ in virtual time (bounded in wall time too).
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tagjoin.sim.consul.cluster import Cluster
 from tagjoin.sim.consul.cluster_events import NodeAdded, NodeCrashed, NodeRestarted, NodeShutdown
 from tagjoin.sim.consul.http_api import AclConfig, AgentApi, AgentUnavailable, ApiRequest, ApiResponse, Block
+from tagjoin.sim.live.http_guard import GuardedHandler, GuardedServer
 from tagjoin.sim.live.paced_driver import PacedDriver
 
 LOOPBACK = "127.0.0.1"
 WAIT_SLICE_S = 0.25  # re-check at least this often even without a notification
 PAUSED_HOLD_S = 300.0  # how long a paused agent keeps a connection hanging
-MAX_BODY = 1 << 20
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # never join handler threads: they may be waiting for the sim lock
-    allow_reuse_address = True
-
+class _Server(GuardedServer):
     def __init__(self, address: tuple[str, int], owner: AgentHttpServer) -> None:
         self.owner = owner
+        self.label = f"agent {owner.node}"
         super().__init__(address, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(GuardedHandler):
     # TCP_NODELAY, as Go's net/http (the real agent) sets: headers and body go out in two writes, and
     # with Nagle on, the body waited for the client's delayed ACK — 40 ms on every keep-alive request.
     disable_nagle_algorithm = True
@@ -59,20 +54,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if 0 < length <= MAX_BODY:
-            self.rfile.read(length)
+        if self.read_body() is None:
+            return
+        if not self.server.owner.serving(self.server):
+            # A keep-alive connection that outlived its listener (a crash, a shutdown, the whole
+            # simulation stopped): the process behind it is gone, so nothing answers.
+            self.close_connection = True
+            return
         req = ApiRequest.build(self.command, self.path, {k: v for k, v in self.headers.items()})
         response = self.server.owner.respond(req)
         if response is None:
             self.close_connection = True  # agent gone: drop the connection without a reply
             return
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
+        self.send_reply(response.status, response.headers, response.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the simulator's trace is the log; stderr noise would drown test output
@@ -96,6 +90,10 @@ class AgentHttpServer:
     @property
     def listening(self) -> bool:
         return self._server is not None
+
+    def serving(self, server: _Server) -> bool:
+        """Whether `server` is this agent's current listener (not one stopped since)."""
+        return self._server is server
 
     def start(self) -> None:
         if self._server is not None:
@@ -159,10 +157,13 @@ class AgentHttpServer:
 class ClusterHttp:
     """Per-agent HTTP servers that follow crashes, shutdowns, restarts and new nodes."""
 
-    def __init__(self, cluster: Cluster, driver: PacedDriver, api: AgentApi) -> None:
+    def __init__(self, cluster: Cluster, driver: PacedDriver, api: AgentApi, *, first_port: int = 0) -> None:
         self.cluster = cluster
         self.driver = driver
         self.api = api
+        # 0: the OS picks each port. Otherwise agents get first_port, first_port + 1, … in the order
+        # they appear (sorted names at start), so a restarted `sim serve` listens where it did.
+        self.first_port = first_port
         self.servers: dict[str, AgentHttpServer] = {}
         self._unsubscribe: list[Any] = []
 
@@ -186,7 +187,8 @@ class ClusterHttp:
     def _open(self, name: str) -> None:
         server = self.servers.get(name)
         if server is None:
-            server = AgentHttpServer(self.api, name, self.driver)
+            port = self.first_port + len(self.servers) if self.first_port else 0
+            server = AgentHttpServer(self.api, name, self.driver, port)
             self.servers[name] = server
         if self.cluster.nodes[name].up:
             server.start()
@@ -201,8 +203,12 @@ class ClusterHttp:
             for unsubscribe in self._unsubscribe:
                 unsubscribe()
             self._unsubscribe = []
-        for server in self.servers.values():
-            server.stop()
+        # All at once: each stop waits for its serve_forever loop to notice.
+        stoppers = [threading.Thread(target=server.stop) for server in self.servers.values()]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
 
     def __enter__(self) -> ClusterHttp:
         return self
@@ -212,9 +218,14 @@ class ClusterHttp:
 
 
 def serve_cluster(
-    cluster: Cluster, driver: PacedDriver, *, api: AgentApi | None = None, acl: AclConfig | None = None
+    cluster: Cluster,
+    driver: PacedDriver,
+    *,
+    api: AgentApi | None = None,
+    acl: AclConfig | None = None,
+    first_port: int = 0,
 ) -> ClusterHttp:
     """Start an HTTP API per agent on loopback; `.urls` maps node name → `http://127.0.0.1:PORT`."""
-    served = ClusterHttp(cluster, driver, api or AgentApi(cluster, acl=acl))
+    served = ClusterHttp(cluster, driver, api or AgentApi(cluster, acl=acl), first_port=first_port)
     served.start()
     return served

@@ -16,18 +16,15 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tagjoin.sim.aws.ec2_faults import THROTTLE
 from tagjoin.sim.consul.cluster import NodeDown
-from tagjoin.sim.harness.scenario import reboot
-
-if TYPE_CHECKING:
-    from tagjoin.sim.harness.scenario import Scenario
-    from tagjoin.sim.live.agent_servers import ClusterHttp
-    from tagjoin.sim.live.paced_driver import PacedDriver
+from tagjoin.sim.harness.scenario import Scenario, reboot
+from tagjoin.sim.live.agent_servers import ClusterHttp
+from tagjoin.sim.live.http_guard import GuardedHandler, GuardedServer
+from tagjoin.sim.live.paced_driver import PacedDriver
 
 MAX_PAUSE_S = 600.0
 MAX_THROTTLE_COUNT = 10_000
@@ -54,7 +51,9 @@ class ControlServer:
         return f"http://{host!s}:{port}"
 
     def start(self) -> str:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sim-control", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sim-control", daemon=True
+        )
         self._thread.start()
         return self.url
 
@@ -168,15 +167,15 @@ def _isolate_list(body: bytes) -> list[str]:
     return isolate
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(GuardedServer):
+    label = "control API"
 
     def __init__(self, address: tuple[str, int], owner: ControlServer) -> None:
         self.owner = owner
         super().__init__(address, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     server: _Server
 
     def do_GET(self) -> None:
@@ -190,8 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         split = urlsplit(self.path)
-        length = min(int(self.headers.get("Content-Length") or 0), 1 << 16)
-        body = self.rfile.read(length) if length else b""
+        body = self.read_body()
+        if body is None:
+            return
         try:
             payload = self.server.owner.handle(self.command, split.path, parse_qs(split.query), body)
             status = 200
@@ -199,9 +199,4 @@ class _Handler(BaseHTTPRequestHandler):
             payload, status = {"error": str(exc)}, exc.status
         except Exception as exc:  # a fault the model refuses (e.g. a node already down)
             payload, status = {"error": f"{type(exc).__name__}: {exc}"}, 500
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_reply(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tagjoin.core.errors import ConfigError
 from tagjoin.sim.aws.ec2_account import DUMMY_KEY, Ec2World
 from tagjoin.sim.aws.moto_endpoint import MotoServer
 from tagjoin.sim.harness.scenario import CLUSTER, TAG_KEY, Scenario, ScenarioConfig, build
@@ -77,6 +78,10 @@ class LiveSim:
             self.scenario.world.close()
 
 
+class PortTaken(ConfigError):
+    """`port_base` asked for ports another process holds."""
+
+
 def start_live(
     *,
     servers: int = 3,
@@ -85,9 +90,16 @@ def start_live(
     seed: int = 0,
     speed: float = 1.0,
     handlers: bool = True,
+    port_base: int | None = None,
 ) -> LiveSim:
-    """`handlers=False`: the servers run no keeper, so only outside callers move the tag."""
+    """`handlers=False`: the servers run no keeper, so only outside callers move the tag.
+
+    `port_base` N fixes every port: the control API on N, moto's EC2 on N+1, the agents from N+2
+    in name order. A cluster restarted with the same N and seed is reachable where it was.
+    """
+    base = port_base or 0
     world = Ec2World(seed, CLUSTER)
+    http: ClusterHttp | None = None
     try:
         config = ScenarioConfig(
             seed=seed,
@@ -102,13 +114,22 @@ def start_live(
         )
         scenario = build(config, world)
         driver = PacedDriver(scenario.cluster.engine, speed=speed)
-        http = serve_cluster(scenario.cluster, driver, api=scenario.api)
-        moto = MotoServer(faults=scenario.faults)
+        http = serve_cluster(scenario.cluster, driver, api=scenario.api, first_port=base + 2 if base else 0)
+        if base:
+            wanted = {name: base + 2 + i for i, name in enumerate(sorted(scenario.cluster.nodes))}
+            taken = [f"{p} ({n})" for n, p in wanted.items() if http.servers[n].port != p]
+            if taken:
+                raise PortTaken(f"ports in use: {', '.join(taken)}; pick another --port-base")
+        moto = MotoServer(port=base + 1 if base else 0, faults=scenario.faults)
+        control = ControlServer(scenario, driver, http, port=base)
         moto.start()
-        control = ControlServer(scenario, driver, http)
         control.start()
         driver.start()
-    except BaseException:
+    except BaseException as exc:
+        if http is not None:
+            http.close()
         world.close()
+        if base and isinstance(exc, OSError):
+            raise PortTaken(f"{exc.strerror or exc}: port {base} or {base + 1}; pick another --port-base") from None
         raise
     return LiveSim(scenario, driver, http, moto, control)

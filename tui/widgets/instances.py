@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 
-from tagjoin.core.model import Instance, MemberStatus
+from tagjoin.core.model import Instance, MemberStatus, parse_term
 from tagjoin.core.view import ClusterView
 from tagjoin.tui.style import TAG_MARK, Palette
 from tagjoin.tui.widgets.keyed_table import Cells, KeyedTable
@@ -70,6 +72,16 @@ def instance_rows(view: ClusterView, palette: Palette) -> list[tuple[str, Cells]
     return [(key, instance_cells(line, palette)) for key, line in instance_lines(view)]
 
 
+SORTS: dict[str, Callable[[InstanceLine], Any]] = {
+    "instance": lambda line: line.inst.instance_id,
+    "ip": lambda line: (line.inst.private_ip or "~", line.inst.instance_id),
+    "state": lambda line: (line.inst.state, line.inst.instance_id),
+    "tag": lambda line: (-(parse_term(line.inst.tags.get(line.tag_key)) or -1), line.inst.instance_id),
+    "member": lambda line: (line.member or "~", line.inst.instance_id),
+    "tags": lambda line: (sorted(line.inst.tags.items()), line.inst.instance_id),
+}
+
+
 class InstancesTable(KeyedTable):
     COLUMNS = (
         ("instance", "Instance"),
@@ -80,6 +92,27 @@ class InstancesTable(KeyedTable):
         ("tags", "Other tags"),
     )
     KEY_COLUMN = "instance"
+    DROP_ORDER = ("tags", "ip", "member")
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.sort_column = "instance"
+        self.sort_reverse = False
+
+    def sort_by(self, column: str) -> None:
+        if column not in SORTS:
+            return
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+
+    @property
+    def sort_label(self) -> str:
+        return f"{dict(self.COLUMNS).get(self.sort_column, self.sort_column)} {'↓' if self.sort_reverse else '↑'}"
 
     def show(self, view: ClusterView, palette: Palette) -> None:
-        self.sync_sources(instance_lines(view), lambda line: instance_cells(line, palette), style=palette)
+        lines = instance_lines(view)
+        if self.sort_column != "instance" or self.sort_reverse:
+            lines.sort(key=lambda kv: SORTS[self.sort_column](kv[1]), reverse=self.sort_reverse)
+        self.sync_sources(lines, lambda line: instance_cells(line, palette), style=palette)

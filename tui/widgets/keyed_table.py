@@ -2,6 +2,9 @@
 
 Clearing would reset the cursor and scroll position on every poll and make the operator lose
 their place; the cursor is positional, so it is re-anchored on the selected key after changes.
+
+A table narrower than its columns hides the columns named in DROP_ORDER, first ones first, until
+the rest fit, so what matters most stays on screen instead of behind a horizontal scroll.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, Self
 
 from rich.text import Text, TextType
 from textual.binding import Binding
+from textual.events import Resize
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, Row, RowKey
 
@@ -26,6 +30,7 @@ ROWS_PER_STEP = 500
 class KeyedTable(DataTable[Text]):
     COLUMNS: tuple[tuple[str, str], ...] = ()  # (column key, label)
     KEY_COLUMN = ""  # the column whose text equals the row key; rows are ordered by it
+    DROP_ORDER: tuple[str, ...] = ()  # columns hidden first when the table is too narrow for all
 
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
@@ -48,8 +53,49 @@ class KeyedTable(DataTable[Text]):
         # for thousands of rows on every poll is what a refresh would spend its time on.
         self._sources: dict[str, Any] = {}
         self._rendered_with: Hashable = None
+        self._visible: tuple[int, ...] = tuple(range(len(self.COLUMNS)))
+        # Widest cell per column, hidden columns included, to decide what fits.
+        self._widths = [len(label) for _key, label in self.COLUMNS]
+        self._keys: list[str] = []  # row keys in the order of the last sync
+        self._last_sync: tuple[list[tuple[str, Any]], Callable[[Any], Cells], Hashable] | None = None
         for key, label in self.COLUMNS:
             self.add_column(label, key=key)
+
+    @property
+    def visible_columns(self) -> tuple[str, ...]:
+        return tuple(self.COLUMNS[i][0] for i in self._visible)
+
+    def on_resize(self, _event: Resize) -> None:
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Hide columns of DROP_ORDER until the rest fit the width; show them again when they do."""
+        width = self.scrollable_content_region.width
+        if width <= 0 or not self.DROP_ORDER:
+            return
+        pad = 2 * self.cell_padding
+        visible = list(range(len(self.COLUMNS)))
+        index = {key: i for i, (key, _label) in enumerate(self.COLUMNS)}
+        for key in self.DROP_ORDER:
+            if sum(self._widths[i] + pad for i in visible) <= width:
+                break
+            visible.remove(index[key])
+        if tuple(visible) != self._visible:
+            self._show_columns(tuple(visible))
+
+    def _show_columns(self, visible: tuple[int, ...]) -> None:
+        last = self._last_sync
+        selected = self.selected_key
+        self._visible = visible
+        self.clear(columns=True)
+        for i in visible:
+            key, label = self.COLUMNS[i]
+            self.add_column(label, key=key)
+        if last is not None:
+            items, render, style = last
+            self.sync_sources(items, render, style=style)
+            if selected is not None and selected in self._cells:
+                self.move_cursor(row=self.get_row_index(selected), animate=False)
 
     # Textual keys its ordered-rows and line-offset caches on a counter that every update_cell
     # bumps, so after each poll both lists (one entry per row) were rebuilt, several times,
@@ -101,6 +147,7 @@ class KeyedTable(DataTable[Text]):
         self._moved()
         self._cells.clear()
         self._sources.clear()
+        self._keys = []
         try:
             return super().clear(columns)
         finally:
@@ -130,7 +177,9 @@ class KeyedTable(DataTable[Text]):
             self._sources.clear()
             self._rendered_with = style
         self._generation += 1
-        self._sync_step(list(items), render, self._generation)
+        listed = list(items)
+        self._last_sync = (listed, render, style)
+        self._sync_step(listed, render, self._generation)
 
     def sync(self, rows: Sequence[tuple[str, Cells]]) -> None:
         """`sync_sources` for rows whose cells are already rendered."""
@@ -147,7 +196,9 @@ class KeyedTable(DataTable[Text]):
         """One step of `sync_sources`; True when rows beyond `budget` are left to render for the next step."""
         rank = {key: i for i, (key, _) in enumerate(items)}
         selected = self.selected_key
-        reorder = False
+        keys = [key for key, _ in items]
+        reorder = keys != self._keys  # a new sort order, or rows came or went
+        self._keys = keys
         for key in [k.value for k in self.rows if k.value not in rank]:
             if key is not None:
                 self.remove_row(key)
@@ -157,6 +208,7 @@ class KeyedTable(DataTable[Text]):
         narrowed: set[int] = set()  # columns where a cell as wide as the column got narrower
         resized = False
         left = False
+        widths_before = list(self._widths)
         for key, source in items:
             old = self._cells.get(key)
             if old is not None and self._sources.get(key, _MISSING) == source:
@@ -168,11 +220,15 @@ class KeyedTable(DataTable[Text]):
             cells = render(source)
             self._sources[key] = source
             self._cells[key] = cells
+            for i, cell in enumerate(cells):
+                if cell.cell_len > self._widths[i]:
+                    self._widths[i] = cell.cell_len
             if old is None:
-                self.add_row(*cells, key=key)
+                self.add_row(*(cells[i] for i in self._visible), key=key)
                 reorder = True
                 continue
-            for i, ((column, _), before, after) in enumerate(zip(self.COLUMNS, old, cells, strict=True)):
+            for i in self._visible:
+                column, before, after = self.COLUMNS[i][0], old[i], cells[i]
                 if before == after:
                     continue
                 # Not update_width=True: for a narrower cell Textual re-measures the whole
@@ -188,9 +244,12 @@ class KeyedTable(DataTable[Text]):
             col = self.columns[ColumnKey(self.COLUMNS[i][0])]
             width = max((c[i].cell_len for c in self._cells.values()), default=0)
             width = max(width, col.label.cell_len)
+            self._widths[i] = width
             if width != col.content_width:
                 col.content_width = width
                 resized = True
+        if self.DROP_ORDER and self._widths != widths_before:
+            self.call_after_refresh(self.fit_columns)
         if resized:
             # Textual's own flag for "recompute the scrollable size on idle" (textual pinned exactly).
             self._require_update_dimensions = True

@@ -77,6 +77,19 @@ def _show(seconds: float) -> str:
     return f"{seconds / 3600:g}h"
 
 
+def number_between(low: float, high: float) -> Callable[[str], float]:
+    """A plain decimal number in [low, high]: `nan` and `inf` parse as floats but mean nothing here."""
+
+    def parse(text: str) -> float:
+        value = float(text) if _BARE.fullmatch(text) else math.nan
+        if not low <= value <= high:  # also false for nan
+            raise argparse.ArgumentTypeError(f"{text[:_MAX_TEXT]!r} is not a number from {low:g} to {high:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
 def count(text: str) -> int:
     """A whole number, zero allowed."""
     if not text.isascii() or not text.strip().isdigit() or len(text) > 18:

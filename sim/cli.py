@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tagjoin.core.argtypes import count, positive
+from tagjoin.core.argtypes import count, number_between, positive
 from tagjoin.core.errors import ConfigError
 
 
@@ -48,7 +48,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--clients", type=count, default=2)
     serve.add_argument("--raft-multiplier", type=positive, default=1)
     serve.add_argument("--seed", type=int, default=0)
-    serve.add_argument("--speed", type=float, default=1.0, help="virtual seconds per wall second (default 1)")
+    serve.add_argument(
+        "--speed", type=number_between(0.01, 1000.0), default=1.0, help="virtual seconds per wall second (default 1)"
+    )
     serve.add_argument(
         "--port-base",
         type=positive,

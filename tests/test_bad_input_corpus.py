@@ -299,6 +299,8 @@ CASES = [
     Case("unknown command", ["tagjoinn"], 2, "invalid choice: 'tagjoinn'"),
     Case("unknown flag", ["targets", "--formt", "json"], 2, "unrecognized arguments: --formt"),
     Case("bad --format", ["targets", "--format", "yaml"], 2, "invalid choice: 'yaml'"),
+    Case("sim serve --speed nan", ["sim", "serve", "--speed", "nan"], 2, "'nan' is not a number from 0.01 to 1000"),
+    Case("sim serve --speed 0", ["sim", "serve", "--speed", "0"], 2, "'0' is not a number from 0.01 to 1000"),
     # EC2 refusing, each with its own remedy (faults on the live endpoint; the pass reaches EC2)
     Case(
         "EC2 RequestExpired",

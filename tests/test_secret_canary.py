@@ -183,9 +183,6 @@ async def test_the_consoles_exported_event_log_never_carries_a_canary(
         monkeypatch.setenv(name, rig.env[name])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     monkeypatch.setenv("AWS_SESSION_TOKEN", AWS_SESSION)
-    # Every read the console makes is refused, with the token in the answer.
-    for path in ("/v1/status/leader", "/v1/agent/members", "/v1/agent/self", "/v1/operator/raft/configuration"):
-        rig.agent.overrides["GET", path] = echo()
     consul = consul_settings_from_env({"CONSUL_HTTP_ADDR": rig.env["CONSUL_HTTP_ADDR"], "CONSUL_HTTP_TOKEN": TOKEN})
     console = build_console(
         consul,
@@ -196,13 +193,23 @@ async def test_the_consoles_exported_event_log_never_carries_a_canary(
     app = console.app
     try:
         async with app.run_test(size=(140, 40)) as pilot:
-            for _ in range(100):  # bounded: the first refresh fails within a second or two
+            for _ in range(100):  # bounded: the first refresh comes within a second or two
+                await pilot.pause(0.1)
+                if app.view is not None:
+                    break
+            # From now on every read is refused, with the token in the answer.
+            for path in ("/v1/status/leader", "/v1/agent/members", "/v1/agent/self"):
+                rig.agent.overrides["GET", path] = echo()
+            for _ in range(100):  # bounded: the next refresh fails within a second or two
                 await pilot.pause(0.1)
                 entries = app.query_one(EventLog).entries
                 if any("redacted" in e.message for e in entries):
                     break
             await pilot.press("w")
-            await pilot.pause(0.2)
+            for _ in range(50):  # bounded: the export is written on the UI thread
+                await pilot.pause(0.1)
+                if list(tmp_path.glob("tagjoin-console-*.json")):
+                    break
     finally:
         for close in reversed(console.closers):
             close()

@@ -120,7 +120,7 @@ def logged(app: ConsoleApp, kind: EventKind, text: str) -> bool:
     return any(e.kind is kind and text in e.message for e in app.query_one(EventLog).entries)
 
 
-@pytest.mark.slow
+@pytest.mark.sweep  # a minute of real time on fixed loopback ports: run on demand (-m sweep)
 async def test_leave_rejoin_reconcile_a_fault_and_a_restarted_sim_serve(served: tuple[LiveSim, int, Path]) -> None:
     live, base, agents = served
     built = console_for(live, agents)

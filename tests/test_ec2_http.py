@@ -230,6 +230,9 @@ class OneShotServer:
     def __init__(self, answer: bytes) -> None:
         self.answer = answer
         self.connections = 0
+        # One release per connection the server has closed: a test idles on it the way `keep`
+        # idles past EC2's keep-alive, so the client never races the close.
+        self.closed = threading.Semaphore(0)
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen()
@@ -264,6 +267,7 @@ class OneShotServer:
                 while len(body) < length:
                     body += conn.recv(65536)
                 conn.sendall(self.answer)
+            self.closed.release()
 
     def close(self) -> None:
         self.sock.close()
@@ -294,6 +298,7 @@ def test_a_closed_kept_alive_connection_is_reopened(node_env: None, one_shot: On
     store = TagStore(_api(one_shot.url), Scope(), clock=FakeClock(), rng=random.Random(1))
     for _ in range(3):
         assert [t.value for t in store.api.describe_tags([]).tags] == ["7"]
+        assert one_shot.closed.acquire(timeout=10)
     assert one_shot.connections == 3
     assert store.stats.attempts == 0  # the adapter, not the store's retries, found the new connection
 

@@ -128,16 +128,19 @@ def test_keep_logs_never_carry_a_canary(
     assert leaks(out + err) == []
 
 
+SIM_ENV = {
+    "PATH": os.environ.get("PATH", ""),
+    "PYTHONPATH": str(ROOT),
+    "CONSUL_HTTP_TOKEN": TOKEN,
+    "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+    "AWS_SESSION_TOKEN": AWS_SESSION,
+}
+
+
 def test_simulator_reports_never_carry_a_canary(tmp_path: Path) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT),
-        "CONSUL_HTTP_TOKEN": TOKEN,
-        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-        "AWS_SESSION_TOKEN": AWS_SESSION,
-    }
+    env = SIM_ENV
     svg = tmp_path / "timeline.svg"
-    for args in (["--seed", "3", "--json"], ["--seeds", "2", "--svg", str(svg)]):
+    for args in (["--seed", "3", "--duration", "40", "--json"], ["--seed", "4", "--duration", "40", "--svg", str(svg)]):
         done = subprocess.run(
             [sys.executable, "-m", "tagjoin", "sim", "run", *args],
             capture_output=True,
@@ -149,7 +152,11 @@ def test_simulator_reports_never_carry_a_canary(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert leaks(done.stdout + done.stderr) == []
     assert leaks(svg.read_text()) == []
-    # `sim serve`'s banner: what it prints to export.
+
+
+def test_sim_serve_banner_never_carries_a_canary() -> None:
+    """What `sim serve` prints to export is its own endpoints and dummy keys, not the caller's."""
+    env = SIM_ENV
     proc = subprocess.Popen(
         [sys.executable, "-m", "tagjoin", "sim", "serve", "--servers", "3", "--clients", "0"],
         stdout=subprocess.PIPE,

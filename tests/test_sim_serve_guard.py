@@ -199,7 +199,7 @@ def test_the_ec2_endpoint_refuses_a_huge_body_and_survives_garbage(serve: Serve)
         b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n"
     )
-    assert statuses(exchange(port, head % len(body) + body)) == [413]
+    assert statuses(exchange(port, head % len(body) + body, wait=2)) == [413]
     chunked = (
         b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"3\r\n\xff\x00\x01\r\n0\r\n\r\n"

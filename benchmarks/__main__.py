@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks.common import BENCH, Section, ensure_tools, load_average, machine
 
-NAMES = ("handoff", "join", "cost", "sim", "console", "startup", "serve")
+NAMES = ("handoff", "join", "cost", "sim", "console", "startup", "serve", "sigterm")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +86,10 @@ def _runner(name: str) -> Callable[[Path, bool], Section]:
         from benchmarks import serve_load
 
         return lambda out, quick: serve_load.run(out, quick=quick)
+    if name == "sigterm":
+        from benchmarks import sigterm
+
+        return lambda out, quick: sigterm.run(out, quick=quick)
     from benchmarks import startup
 
     return lambda out, quick: startup.run(out, quick=quick)

@@ -191,10 +191,38 @@ def test_an_unreachable_configured_agent_is_read_through_another_member() -> Non
     consul.unreachable.add("http://10.0.1.1:8500")
     snap = source.fetch()
     assert not snap.ok
-    assert snap.error == "agent http://127.0.0.1:8500 unreachable; the agents of node-1 did not answer either"
+    assert snap.error == "agent http://127.0.0.1:8500 unreachable; no other agent answered either"
 
     consul.unreachable.clear()
     assert source.fetch().via is None
+    source.close()
+
+
+def test_a_silent_configured_agent_is_not_waited_for_on_every_poll() -> None:
+    """A paused agent holds a request for the client's whole timeout: after the first miss, the
+    poll reads through the member that answered and asks the configured agent in the background."""
+    consul, store = cluster()
+    source = ClusterSource(consul, store, TemplateAgents(), tag_key=TAG_KEY, label="x")
+    try:
+        assert source.fetch().via is None
+        consul.unreachable.add(consul.address)
+        assert source.fetch().via == "node-1"
+        consul.calls.clear()
+        for _ in range(3):
+            assert source.fetch().via == "node-1"
+            pending = source.recheck
+            assert pending is not None and pending.result(timeout=30) is False
+        asked = [(agent, call) for agent, call, _ in consul.calls if agent == consul.address]
+        assert asked and set(asked) == {(consul.address, "leader")}  # only the background question
+
+        consul.unreachable.clear()
+        assert source.fetch().via == "node-1"  # the answer to this poll's question is not in yet
+        pending = source.recheck
+        assert pending is not None and pending.result(timeout=30) is True
+        assert source.fetch().via is None
+        assert ("http://127.0.0.1:8500", "members", "") in consul.calls
+    finally:
+        source.close()
 
 
 def test_demo_agents_know_which_agents_run() -> None:

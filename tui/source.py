@@ -12,6 +12,9 @@ Truth under faults:
 - When the configured agent cannot be reached, or has left or is leaving the cluster, the poll
   reads through another member's agent (the members alive at the last good poll) rather than
   going blind or believing an agent on its way out.
+- Once the configured agent has stopped answering, later polls read through the member that
+  answered instead of waiting out the silent agent's timeout on every refresh; the configured
+  agent is asked again in the background and used again as soon as it answers.
 - "No leader" is never reported on one agent's word: a second agent, a server if possible, is
   asked first; if it names a leader, its answer is shown.
 """
@@ -22,6 +25,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -135,12 +139,23 @@ class ClusterSource:
         self._own_tries = 0
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, float], ConsulApi] = {}
+        # Set while the configured agent does not answer and another member's agent does; a paused
+        # agent would otherwise hold every poll for the client's whole timeout.
+        self._configured_silent = False
+        self._recheck: Future[bool] | None = None
+        self._rechecker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagjoin-recheck")
 
     def close(self) -> None:
+        self._rechecker.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
+
+    @property
+    def recheck(self) -> Future[bool] | None:
+        """The background question to the silent configured agent, while one is asked."""
+        return self._recheck
 
     # -- the poll -------------------------------------------------------------------------------
 
@@ -164,10 +179,22 @@ class ClusterSource:
         )
 
     def _consul_state(self) -> _ConsulState:
+        others_silent = False
+        if self._configured_silent and not self._configured_back():
+            try:
+                return self._through_others(None, "does not answer", members=None)
+            except ConsulUnreachable:
+                others_silent = True  # nobody else answers either: the configured agent is all there is
+                self._configured_silent = False
         try:
             leader, members = self._consul.leader(), self._consul.members()
         except ConsulUnreachable as exc:
-            return self._through_others(exc, "does not answer", members=None)
+            if others_silent:
+                raise ConsulUnreachable(f"{exc}; no other agent answered either") from None
+            state = self._through_others(exc, "does not answer", members=None)
+            self._configured_silent = True  # only once another agent answered in its place
+            return state
+        self._configured_silent = False
         own = self._own_member(members)
         if own is not None and own.status in (MemberStatus.LEAVING, MemberStatus.LEFT):
             # An agent on its way out still answers for a while, from a view nobody maintains.
@@ -177,6 +204,28 @@ class ClusterSource:
         if leader is None:
             return self._confirm_no_leader(members)
         return _ConsulState(leader, members)
+
+    def _configured_back(self) -> bool:
+        """Whether the background question found the configured agent answering again.
+
+        Asks it anew when no question is out, so the poll itself never waits on it.
+        """
+        pending = self._recheck
+        if pending is not None and pending.done():
+            self._recheck = None
+            if not pending.cancelled() and pending.exception() is None and pending.result():
+                return True
+        if self._recheck is None:
+            with contextlib.suppress(RuntimeError):  # closed: no more questions
+                self._recheck = self._rechecker.submit(self._configured_answers)
+        return False
+
+    def _configured_answers(self) -> bool:
+        try:
+            self._consul.leader()
+        except TagjoinError:
+            return False
+        return True
 
     def _own_member(self, members: list[Member]) -> Member | None:
         if self._own is None and self._own_tries < SELF_NAME_TRIES:

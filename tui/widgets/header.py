@@ -66,7 +66,8 @@ def header_text(f: Freshness, palette: Palette) -> Text:
     if f.read_only:
         t.append("  READ-ONLY", style=f"bold {palette.warn}")
     if f.demo:
-        t.append("  DEMO", style=f"bold {palette.accent}")
+        # `--demo` and `--control-url` both mean a simulated cluster whose faults the keys inject.
+        t.append("  SIMULATED", style=f"bold {palette.accent}")
     if f.via is not None and not f.stale:
         why = f.via_reason or "does not answer"
         t.append(f"  via {f.via}'s agent (the configured one {why})", style=f"bold {palette.warn}")

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from tagjoin.core.aws.tag_store import TagStore
     from tagjoin.core.consul.client import ConsulClient
     from tagjoin.core.consul.settings import ConsulSettings
+    from tagjoin.core.model import Instance
     from tagjoin.core.settings import AwsSettings, Scope
 
-CORE_COMMANDS = ("targets", "reconcile", "watch-handler", "keep", "status", "deploy-kit")
+CORE_COMMANDS = ("targets", "boot-plan", "reconcile", "watch-handler", "keep", "status", "deploy-kit")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,8 +67,21 @@ def _run(args_list: list[str]) -> int:
         message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
         print(f"tagjoin {args.command}: {message}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A file or socket the command was pointed at (--out, a token file, a CA file): the
+        # operator's to fix, so one line and the usage status, like any other bad input.
+        from tagjoin.core.text import one_line
+
+        print(f"tagjoin {args.command}: {one_line(_describe_os_error(exc), limit=300)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _describe_os_error(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
 
 
 def _wants_plugins(argv: list[str]) -> bool:
@@ -112,6 +126,30 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_targets)
 
+    p = sub.add_parser(
+        "boot-plan",
+        parents=[aws],
+        help="the `consul agent` arguments a booting node starts with (never none: Consul always starts)",
+        description=(
+            "Join the leader tag's holder; else any other member of the cluster (--fallback-tag); else start "
+            "with retry_join from the config dir and, on a server, bootstrap_expect."
+        ),
+    )
+    p.add_argument("--format", choices=("flags", "json"), default="flags")
+    p.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
+    p.add_argument("--fallback-tag", metavar="KEY[=VALUE]", help="the cluster's members, e.g. consul-cluster=prod")
+    p.add_argument("--server", action="store_true", help="this node is a Consul server")
+    p.add_argument(
+        "--bootstrap-expect", type=int, metavar="N", help="servers that form a new cluster (implies --server)"
+    )
+    p.add_argument(
+        "--addr-type", choices=("private_v4", "public_v4"), default="private_v4", help="which address to join"
+    )
+    p.add_argument(
+        "--self", dest="self_addrs", action="append", metavar="ADDR", help="this node's address (repeatable)"
+    )
+    p.set_defaults(handler=cmd_boot_plan)
+
     p = sub.add_parser("reconcile", parents=[consul, aws], help="one handoff pass on this node")
     p.add_argument("--dry-run", action="store_true", help="plan only; write nothing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -147,10 +185,20 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 when any drift is found")
     p.set_defaults(handler=cmd_status)
 
-    p = sub.add_parser("deploy-kit", help="IAM policy, consul watch config, systemd unit, retry_join line")
-    p.add_argument("--cluster", help="cluster name (the consul-cluster tag value)")
+    p = sub.add_parser(
+        "deploy-kit", help="IAM policies and roles, systemd unit, boot script, retry_join line (watch config opt-in)"
+    )
+    p.add_argument("--cluster", help="cluster name (the consul-cluster tag value); without it writes are account-wide")
     p.add_argument("--tag-key", default=None)
-    p.add_argument("--region", default=None)
+    p.add_argument("--region", default=None, help="AWS region (AWS_REGION / AWS_DEFAULT_REGION); required")
+    p.add_argument("--account-id", metavar="ID", help="12-digit AWS account id for the policies' ARNs")
+    p.add_argument("--bin", metavar="PATH", help="the tagjoin executable the unit runs (default: this one)")
+    p.add_argument("--bootstrap-expect", type=int, metavar="N", help="servers forming a new cluster (boot-join.sh)")
+    p.add_argument(
+        "--with-watches",
+        action="store_true",
+        help="also write consul-watches.json (use it instead of the keep unit, never beside it)",
+    )
     p.add_argument("--out", metavar="DIR", help="write the files into DIR instead of printing them")
     p.set_defaults(handler=cmd_deploy_kit)
 
@@ -275,20 +323,16 @@ def _consul(args: argparse.Namespace) -> ConsulClient:
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    from tagjoin.core.discover import DiscoverSpec, local_addresses, parse_discover, select_targets
+    from tagjoin.core.discover import DiscoverSpec, local_addresses, parse_discover, select_targets, why_no_targets
     from tagjoin.core.errors import NothingToJoin
-    from tagjoin.core.settings import check_tag_key, check_tag_value
+    from tagjoin.core.settings import check_tag_value
 
     spec = parse_discover(args.discover) if args.discover is not None else DiscoverSpec()
     scope = scope_settings(args, spec.tag_key)
     store = _store(aws_settings(args, region=spec.region, endpoint=spec.endpoint), scope)
     if spec.tag_value is not None:
         check_tag_value(spec.tag_value, "the discover string's tag_value=")
-    fallback_key, fallback_value = None, None
-    if args.fallback_tag is not None:
-        fallback_key, _, raw_value = args.fallback_tag.partition("=")
-        check_tag_key(fallback_key, "the --fallback-tag key")
-        fallback_value = check_tag_value(raw_value, "the --fallback-tag value") or None
+    fallback_key, fallback_value = _fallback_tag(args.fallback_tag)
     tagged = store.tagged_instances_by_tag_index(key=scope.tag_key, value=spec.tag_value)
     fallback = []
     if not tagged and fallback_key is not None:
@@ -306,7 +350,51 @@ def cmd_targets(args: argparse.Namespace) -> int:
         sys.stdout.write(targets.render(args.format))
     if not targets.addresses:
         where = f" in cluster {scope.cluster}" if scope.cluster else ""
-        raise NothingToJoin(f"no running instance{where} carries tag {scope.tag_key} (other than this node)")
+        why = why_no_targets(
+            tagged, tag_key=scope.tag_key, own_addresses=own, addr_type=spec.addr_type, tag_value=spec.tag_value
+        )
+        if not tagged:
+            why = f"no running instance{where} carries tag {scope.tag_key}"
+        if fallback_key is not None:
+            why += f"; no other running instance carries the fallback tag {args.fallback_tag}"
+        raise NothingToJoin(why)
+    return 0
+
+
+def _fallback_tag(raw: str | None) -> tuple[str | None, str | None]:
+    """`--fallback-tag KEY[=VALUE]` as (key, value); an empty value means any value."""
+    from tagjoin.core.settings import check_tag_key, check_tag_value
+
+    if raw is None:
+        return None, None
+    key, _, value = raw.partition("=")
+    check_tag_key(key, "the --fallback-tag key")
+    return key, check_tag_value(value, "the --fallback-tag value") or None
+
+
+def cmd_boot_plan(args: argparse.Namespace) -> int:
+    from tagjoin.core.boot import plan_boot
+    from tagjoin.core.discover import local_addresses
+
+    scope = scope_settings(args)
+    fallback_key, fallback_value = _fallback_tag(args.fallback_tag)
+    store = _store(aws_settings(args), scope)
+
+    def members() -> list[Instance]:
+        return store.tagged_instances(key=fallback_key, value=fallback_value)
+
+    plan = plan_boot(
+        lambda: store.tagged_instances_by_tag_index(key=scope.tag_key),
+        members if fallback_key is not None else None,
+        tag_key=scope.tag_key,
+        own_addresses=set(args.self_addrs or ()) | local_addresses(),
+        addr_type=args.addr_type,
+        server=args.server,
+        bootstrap_expect=args.bootstrap_expect,
+    )
+    for reason in plan.reasons:
+        print(f"tagjoin boot-plan: {reason}", file=sys.stderr)
+    sys.stdout.write(plan.render(args.format))
     return 0
 
 
@@ -459,22 +547,64 @@ def cmd_deploy_kit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tagjoin.core.deploy_kit import build_kit
+    from tagjoin.core.errors import ConfigError
     from tagjoin.core.settings import check_region
 
     scope = scope_settings(args)
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    kit = build_kit(scope, region=check_region(region) if region else None)
+    if not region:
+        # The unit's keeper would exit 2 on every start: refuse here, where the fix is one flag away.
+        raise ConfigError("no AWS region for the kit: pass --region (or set AWS_REGION)")
+    if args.account_id is not None and not (len(args.account_id) == 12 and args.account_id.isdigit()):
+        raise ConfigError(f"--account-id {args.account_id!r} is not a 12-digit AWS account id")
+    notes = []
+    if scope.cluster is None:
+        notes.append(
+            "WARNING: no --cluster: the servers' policy lets them tag EVERY instance "
+            "of the account in this region; pass --cluster NAME"
+        )
+    if args.account_id is None:
+        notes.append("note: no --account-id; the policies' ARNs match any account")
+    kit = build_kit(
+        scope,
+        region=check_region(region),
+        account=args.account_id,
+        bin_path=args.bin or _installed_bin(),
+        bootstrap_expect=args.bootstrap_expect,
+        with_watches=args.with_watches,
+    )
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for name, text in kit.items():
-            (out / name).write_text(text)
-            print(out / name)
-        return 0
-    for name, text in kit.items():
-        print(f"# --- {name} ---")
-        print(text.rstrip("\n"))
+            path = out / name
+            path.write_text(text)
+            path.chmod(0o755 if name.endswith(".sh") else 0o644)
+            print(path)
+    else:
+        for name, text in kit.items():
+            print(f"# --- {name} ---")
+            print(text.rstrip("\n"))
+    # After the files: a failed write is then the only line, and a warning is the last thing shown.
+    for note in notes:
+        print(f"tagjoin deploy-kit: {note}", file=sys.stderr)
     return 0
+
+
+def _installed_bin() -> str:
+    """The `tagjoin` entry point of the installation running now, for the unit's ExecStart."""
+    import shutil
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / "tagjoin"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside.absolute())
+    found = shutil.which("tagjoin")
+    if found is None:
+        from tagjoin.core.errors import ConfigError
+
+        raise ConfigError("cannot find the installed tagjoin executable; pass --bin PATH")
+    return str(Path(found).absolute())
 
 
 if __name__ == "__main__":

@@ -1,95 +1,51 @@
-"""The deployment kit: least-privilege IAM policy, consul watch config, systemd unit, retry_join."""
+"""The deployment kit: IAM policies and roles, systemd unit, boot script, retry_join (watch config opt-in).
+
+One writer per node: the kit's keeper is `tagjoin keep` (a systemd unit). The consul watch config
+is written only on request (`--with-watches`), to run *instead of* the keeper, never beside it:
+two writers on one node would race each other for the same tag, doubling the EC2 calls and the
+moments where the tag is briefly wrong.
+"""
 
 from __future__ import annotations
 
-import json
+import shlex
 
+from tagjoin.core.kit_iam import client_policy, cloudformation_template, dumps, server_policy
+from tagjoin.core.kit_readme import kit_readme
+from tagjoin.core.kit_systemd import TOKEN_SOURCE, check_bin, systemd_unit
 from tagjoin.core.settings import Scope
 
+DEFAULT_BIN = "/usr/local/bin/tagjoin"
 
-def iam_policy(scope: Scope) -> dict[str, object]:
-    """The reads cannot be scoped to resources; the writes are, by cluster tag and tag key.
 
-    DescribeTags is what `tagjoin targets` asks first; without it, targets falls back to the slower
-    single DescribeInstances lookup.
+def iam_policy(scope: Scope, *, region: str | None = None, account: str | None = None) -> dict[str, object]:
+    """The servers' policy (see kit_iam for why each condition is there)."""
+    return server_policy(scope, region=region, account=account)
+
+
+def watch_config(scope: Scope, *, region: str | None = None, bin_path: str = DEFAULT_BIN) -> dict[str, object]:
+    """Both watch types: `nodes` misses crashes, `checks` on critical catches them.
+
+    The handler runs as Consul's user with Consul's environment, so everything it needs is on its
+    command line: without a region it exits 2 on every event (and a non-zero exit stops
+    `consul watch`); without a token every pass meets a 403 once ACLs are on.
     """
-    write: dict[str, object] = {
-        "Sid": "MoveLeaderTagWithinCluster",
-        "Effect": "Allow",
-        "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
-        "Resource": "arn:aws:ec2:*:*:instance/*",
-        "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [scope.tag_key]}},
-    }
-    if scope.cluster is not None:
-        write["Condition"] = {
-            "StringEquals": {f"aws:ResourceTag/{scope.cluster_tag_key}": scope.cluster},
-            "ForAllValues:StringEquals": {"aws:TagKeys": [scope.tag_key]},
-        }
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "FindJoinTargets",
-                "Effect": "Allow",
-                "Action": ["ec2:DescribeInstances", "ec2:DescribeTags"],
-                "Resource": "*",
-            },
-            write,
-        ],
-    }
-
-
-def watch_config(scope: Scope) -> dict[str, object]:
-    """Both watch types: `nodes` misses crashes, `checks` on critical catches them."""
-    env = _env_args(scope)
+    args = [bin_path, "watch-handler", *_env_args(scope, region)]
     return {
         "watches": [
-            {"type": "nodes", "handler_type": "script", "args": ["tagjoin", "watch-handler", *env]},
-            {
-                "type": "checks",
-                "state": "critical",
-                "handler_type": "script",
-                "args": ["tagjoin", "watch-handler", *env],
-            },
+            {"type": "nodes", "handler_type": "script", "args": args},
+            {"type": "checks", "state": "critical", "handler_type": "script", "args": list(args)},
         ]
     }
 
 
-def _env_args(scope: Scope) -> list[str]:
+def _env_args(scope: Scope, region: str | None) -> list[str]:
     args = ["--tag-key", scope.tag_key]
     if scope.cluster is not None:
         args += ["--cluster", scope.cluster]
-    return args
-
-
-def systemd_unit(scope: Scope, region: str | None) -> str:
-    env = [f"Environment=TAGJOIN_TAG_KEY={scope.tag_key}"]
-    if scope.cluster is not None:
-        env.append(f"Environment=TAGJOIN_CLUSTER={scope.cluster}")
-    if region:
-        env.append(f"Environment=AWS_REGION={region}")
-    lines = [
-        "[Unit]",
-        "Description=consul-tagjoin keeper: moves the leader tag with Raft leadership",
-        "After=consul.service network-online.target",
-        "Wants=network-online.target",
-        "",
-        "[Service]",
-        *env,
-        "# The ACL token belongs in a file readable only by this service, never in the unit.",
-        "Environment=CONSUL_HTTP_TOKEN_FILE=/etc/tagjoin/consul-token",
-        "ExecStart=/usr/local/bin/tagjoin keep --interval 1s --anti-entropy 60s",
-        "Restart=always",
-        "RestartSec=5",
-        "DynamicUser=yes",
-        "NoNewPrivileges=yes",
-        "ProtectSystem=strict",
-        "ProtectHome=yes",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-    ]
-    return "\n".join(lines) + "\n"
+    if region is not None:
+        args += ["--region", region]
+    return [*args, "--token-file", TOKEN_SOURCE]
 
 
 def retry_join_line(scope: Scope, region: str | None) -> str:
@@ -109,21 +65,54 @@ def retry_join_line(scope: Scope, region: str | None) -> str:
     )
 
 
-def boot_snippet(scope: Scope) -> str:
-    cluster = f" --cluster {scope.cluster}" if scope.cluster else ""
+def boot_snippet(scope: Scope, *, region: str | None, bin_path: str, bootstrap_expect: int | None) -> str:
+    """Consul starts whatever tagjoin says or fails to say: a new cluster has nothing to join."""
+    args = [bin_path, "boot-plan", "--tag-key", scope.tag_key]
+    if scope.cluster is not None:
+        args += ["--cluster", scope.cluster, "--fallback-tag", f"{scope.cluster_tag_key}={scope.cluster}"]
+    if region is not None:
+        args += ["--region", region]
+    expect = "" if bootstrap_expect is None else str(bootstrap_expect)
     return (
         "#!/bin/sh\n"
-        "# Boot: join whatever the leader tag points to; exit 3 means nothing to join yet.\n"
-        f"targets=$(tagjoin targets --format flags --tag-key {scope.tag_key}{cluster}) || exit $?\n"
-        "exec consul agent -config-dir=/etc/consul.d $targets\n"
+        "# Boot: join the leader tag's holder, else any other member of the cluster, else start anyway and\n"
+        "# let retry_join (retry-join.hcl) and bootstrap_expect form the cluster. Consul always starts.\n"
+        "# Servers: BOOTSTRAP_EXPECT=<number of servers>; clients: BOOTSTRAP_EXPECT= (empty).\n"
+        f'BOOTSTRAP_EXPECT="${{BOOTSTRAP_EXPECT-{expect}}}"\n'
+        'server_flags=""\n'
+        'fallback=""\n'
+        'if [ -n "$BOOTSTRAP_EXPECT" ]; then\n'
+        '    server_flags="--bootstrap-expect $BOOTSTRAP_EXPECT"\n'
+        '    fallback="-server -bootstrap-expect=$BOOTSTRAP_EXPECT"\n'
+        "fi\n"
+        f"if ! args=$({shlex.join(args)} $server_flags); then\n"
+        '    echo "boot-join: tagjoin boot-plan failed; starting Consul on its own retry_join" >&2\n'
+        '    args="$fallback"\n'
+        "fi\n"
+        "exec consul agent -config-dir=/etc/consul.d $args\n"
     )
 
 
-def build_kit(scope: Scope, *, region: str | None) -> dict[str, str]:
-    return {
-        "iam-policy.json": json.dumps(iam_policy(scope), indent=2) + "\n",
-        "consul-watches.json": json.dumps(watch_config(scope), indent=2) + "\n",
-        "tagjoin-keep.service": systemd_unit(scope, region),
+def build_kit(
+    scope: Scope,
+    *,
+    region: str,
+    account: str | None = None,
+    bin_path: str = DEFAULT_BIN,
+    bootstrap_expect: int | None = None,
+    with_watches: bool = False,
+) -> dict[str, str]:
+    """The kit's files by name. `boot-join.sh` is the one to be written executable."""
+    check_bin(bin_path)
+    kit = {
+        "iam-policy-server.json": dumps(server_policy(scope, region=region, account=account)),
+        "iam-policy-client.json": dumps(client_policy(region)),
+        "cloudformation.json": dumps(cloudformation_template(scope)),
+        "tagjoin-keep.service": systemd_unit(scope, region, bin_path),
         "retry-join.hcl": retry_join_line(scope, region),
-        "boot-join.sh": boot_snippet(scope),
+        "boot-join.sh": boot_snippet(scope, region=region, bin_path=bin_path, bootstrap_expect=bootstrap_expect),
     }
+    if with_watches:
+        kit["consul-watches.json"] = dumps(watch_config(scope, region=region, bin_path=bin_path))
+    kit["README.md"] = kit_readme(scope, region=region, with_watches=with_watches)
+    return kit

@@ -170,6 +170,58 @@ def select_targets(
     return Targets(picked, Source.FALLBACK if picked else Source.NONE)
 
 
+def why_no_targets(
+    tagged: Iterable[Instance],
+    *,
+    tag_key: str,
+    own_addresses: Iterable[str] = (),
+    addr_type: str = "private_v4",
+    tag_value: str | None = None,
+) -> str:
+    """Why the tag's holders gave no address, e.g. "1 holder (i-0abc=2) has no public IPv4".
+
+    "Nobody carries the tag" and "somebody does, but is filtered out" call for different fixes
+    (start the cluster, or change addr_type / tag_value / --self), so the message names which.
+    """
+    own = set(own_addresses)
+    groups: dict[str, list[Instance]] = {}
+    for inst in tagged:
+        if tag_key not in inst.tags:
+            continue
+        if not inst.running:
+            why = f"is {inst.state}" if inst.state else "is not running"
+        elif tag_value is not None and inst.tags[tag_key] != tag_value:
+            why = f"has a value other than {tag_value}"
+        elif not address_of(inst, addr_type):
+            why = f"has no {_ADDR_NAMES[addr_type]}"
+        elif address_of(inst, addr_type) in own:
+            why = "is this node"
+        else:
+            continue
+        groups.setdefault(why, []).append(inst)
+    if not groups:
+        return f"no running instance carries tag {tag_key}"
+    parts = []
+    for why, insts in groups.items():
+        shown = ", ".join(f"{i.instance_id}={i.tags[tag_key]}" for i in insts[:3])
+        more = f", {len(insts) - 3} more" if len(insts) > 3 else ""
+        noun = "holder" if len(insts) == 1 else "holders"
+        parts.append(f"{len(insts)} {noun} ({shown}{more}) {why if len(insts) == 1 else _plural(why)}")
+    return "; ".join(parts)
+
+
+_ADDR_NAMES = {"private_v4": "private IPv4", "public_v4": "public IPv4"}
+
+
+def _plural(why: str) -> str:
+    if why == "is this node":
+        return "are this node's own addresses"
+    for one, many in (("has ", "have "), ("is ", "are ")):
+        if why.startswith(one):
+            return many + why[len(one) :]
+    return why
+
+
 def _addresses(instances: Iterable[Instance], addr_type: str, own: set[str]) -> tuple[str, ...]:
     seen: list[str] = []
     for inst in instances:

@@ -62,6 +62,9 @@ class Observation:
     confirmed: bool
     own: Instance | None = None
     tagged: tuple[Instance, ...] = ()
+    # A quorum read, taken after `tagged` was read, confirmed this node as leader in the same
+    # term: no leader above that term existed then, so a higher tag is debris (docs/design.md §2.1).
+    confirmed_after_read: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Plan:
     term: int
     create: TagWrite | None = None
     deletes: tuple[TagWrite, ...] = ()  # value-conditional: each deletes only if the value still matches
+    debris: tuple[TagWrite, ...] = ()  # tags above our term proven not to be a leader's (removed or overwritten)
 
     @property
     def writes(self) -> bool:
@@ -104,6 +108,7 @@ class Report:
                 "create": _write_json(self.plan.create),
                 "delete": [_write_json(d) for d in self.plan.deletes],
             },
+            "debris": [_write_json(d) for d in self.plan.debris],
             "created": [_write_json(w) for w in self.created],
             "deleted": [_write_json(w) for w in self.deleted],
             "ec2_calls": dict(self.ec2_calls),
@@ -157,7 +162,32 @@ def observe(
     if own is None:
         yield Checkpoint("ec2:DescribeInstances")
         own = store.instance_by_id(instance_id) if instance_id else store.instance_by_ip(me.address)
-    return Observation(me, confirmed=True, own=own, tagged=tagged)
+    after = False
+    if any((parse_term(i.tags.get(store.scope.tag_key)) or -1) > me.term for i in tagged):
+        after = yield from confirm_after_read(consul, me)
+    return Observation(me, confirmed=True, own=own, tagged=tagged, confirmed_after_read=after)
+
+
+def confirm_after_read(consul: ConsulClient, me: AgentSelf) -> Generator[Checkpoint, None, bool]:
+    """Prove, after the tags were read, that no leader above our term exists (docs/design.md §2.1).
+
+    The consistent read goes through VerifyLeader (hashicorp/consul agent/consul/rpc.go
+    `consistentRead`): hashicorp/raft `verifyLeader` heartbeats every voter at our term and needs a
+    quorum of successes (replication.go `heartbeat` → `notifyAll(resp.Success)`, future.go
+    `verifyFuture.vote`), and a voter whose term is higher refuses (raft.go `appendEntries`). The
+    agent/self read after it pins the term the quorum confirmed: we were leader at `me.term` before
+    and after, and a server leads at most once per term, so it led throughout and served the read.
+    """
+    yield Checkpoint(
+        "consul:health/node?consistent", query_target(health_node_path(me.node_name), consistency="consistent")
+    )
+    try:
+        consul.health_node(me.node_name, consistency="consistent")
+    except (NoLeader, BadResponse):
+        return False
+    yield Checkpoint("consul:agent/self", AGENT_SELF)
+    now = consul.agent_self()
+    return now.is_leader and now.term == me.term
 
 
 def _own_from(tagged: tuple[Instance, ...], address: str, instance_id: str | None) -> Instance | None:
@@ -177,7 +207,7 @@ def plan(obs: Observation, tag_key: str) -> Plan:
         return Plan(Decision.UNCONFIRMED, "local agent says Leader but a quorum read did not confirm it", term)
     own = obs.own
     newer = [i for i in obs.tagged if (parse_term(i.tags.get(tag_key)) or -1) > term]
-    if newer:
+    if newer and not obs.confirmed_after_read:
         top = max(newer, key=lambda i: parse_term(i.tags.get(tag_key)) or -1)
         return Plan(
             Decision.STALE,
@@ -186,6 +216,11 @@ def plan(obs: Observation, tag_key: str) -> Plan:
         )
     if not own.running:
         return Plan(Decision.SELF_NOT_RUNNING, f"own instance {own.instance_id} is {own.state}", term)
+    # Debris on our own instance goes by the create, which overwrites it; elsewhere by a delete
+    # conditional on the value judged debris, like every other delete.
+    debris = tuple(
+        TagWrite(i.instance_id, tag_key, i.tags[tag_key]) for i in sorted(newer, key=lambda i: i.instance_id)
+    )
     value = str(term)
     create = None if own.tags.get(tag_key) == value else TagWrite(own.instance_id, tag_key, value)
     deletes = tuple(
@@ -197,7 +232,10 @@ def plan(obs: Observation, tag_key: str) -> Plan:
         return Plan(Decision.NO_CHANGE, f"{own.instance_id} already carries term {term}", term)
     parts = [f"tag {own.instance_id}={value}"] if create else []
     parts += [f"untag {d.instance_id} (was {d.value})" for d in deletes]
-    return Plan(Decision.HANDOFF, "; ".join(parts), term, create, deletes)
+    if debris:
+        found = ", ".join(f"{d.instance_id}={d.value}" for d in debris)
+        parts.append(f"debris above term {term} (quorum-confirmed after the read): {found}")
+    return Plan(Decision.HANDOFF, "; ".join(parts), term, create, deletes, debris)
 
 
 def last_look(consul: ConsulClient, obs: Observation, p: Plan) -> Generator[Checkpoint, None, Plan]:

@@ -83,5 +83,8 @@ def render_status(view: ClusterView, raft: RaftPicture | None = None, term: int 
         ],
     )
     holders = ", ".join(f"{i.instance_id}={i.tags[view.tag_key]} ({i.state})" for i in view.tag_holders) or "none"
-    findings = "".join(f"  {f.severity.label.upper():8} {f.message}\n" for f in view.findings) or "  none\n"
+    findings = (
+        "".join(f"  {f.severity.label.upper():8} {f.message}\n  {'':8} remedy: {f.remedy}\n" for f in view.findings)
+        or "  none\n"
+    )
     return f"{head}\n\n{members}\ntagged instances: {holders}\n\ndrift:\n{findings}"

@@ -6,7 +6,7 @@ Pure functions over plain data, shared by `tagjoin status` and the console.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any
 
@@ -29,6 +29,7 @@ class Finding:
     code: str
     message: str
     subject: str | None = None  # node name or instance id the finding is about
+    remedy: str = ""  # what an operator does about it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -36,6 +37,7 @@ class Finding:
             "code": self.code,
             "message": self.message,
             "subject": self.subject,
+            "remedy": self.remedy,
         }
 
 
@@ -243,4 +245,38 @@ def _findings(
                 )
             )
     found.sort(key=lambda f: (-f.severity, f.code, f.subject or ""))
-    return tuple(found)
+    values = {i.instance_id: i.tags[tag_key] for i in holders}
+    return tuple(replace(f, remedy=remedy_for(f, tag_key, values)) for f in found)
+
+
+def remedy_for(finding: Finding, tag_key: str, values: dict[str, str]) -> str:
+    """The operator's next step for a finding; every code `_findings` reports has one."""
+    subject = finding.subject or ""
+    delete = f"aws ec2 delete-tags --resources {subject} --tags Key={tag_key},Value={values.get(subject, '')}"
+    match finding.code:
+        case "no-leader":
+            return (
+                "restore quorum: start the servers that are down; with a majority lost for good, "
+                "follow Consul's outage recovery (peers.json). `tagjoin keep` moves the tag once a leader is elected"
+            )
+        case "leader-no-instance":
+            return (
+                "check the scope: --cluster/TAGJOIN_CLUSTER and the region must match, "
+                "and the leader's instance must carry the cluster tag"
+            )
+        case "leader-untagged":
+            return "run `tagjoin reconcile` on the leader; if the tag stays off, check that `tagjoin keep` runs there"
+        case "tag-not-running":
+            return f"joiners skip it, but remove it: {delete}"
+        case "tag-on-non-leader":
+            return (
+                "run `tagjoin reconcile` on the leader: it removes the tag, a value above its term too once a quorum "
+                f"confirms it after reading the tags; if the tag stays, remove it by hand: {delete}"
+            )
+        case "tagged-not-member":
+            return f"if {subject} is no node of this cluster, remove its tag ({delete}) and check its cluster tag"
+        case "several-tags":
+            return "normal for a moment during a handoff; if it lasts, run `tagjoin reconcile` on the leader"
+        case "member-no-instance":
+            return "tag the member's instance with the cluster tag, or check --cluster/TAGJOIN_CLUSTER and the region"
+    return "see docs/design.md §2"

@@ -37,10 +37,43 @@ def register(subparsers: Any) -> None:
     run.add_argument("--clients", type=count, default=2)
     run.add_argument("--raft-multiplier", type=positive, default=5, help="Consul's raft_multiplier (default 5)")
     run.add_argument("--duration", type=positive, default=90, help="virtual seconds per scenario (default 90)")
+    run.add_argument(
+        "--ec2",
+        choices=("direct", "boto3"),
+        default="direct",
+        help="how the handlers reach moto: direct on its EC2 models (default, fast) or boto3 through botocore "
+        "(the reference path of sim serve); the same seed gives the same trace on either",
+    )
+    run.add_argument(
+        "--raft-profile",
+        choices=("pre-vote", "no-pre-vote", "both"),
+        default="pre-vote",
+        help="pre-vote: Consul >= 1.20 (default); no-pre-vote: Consul <= 1.19, where a server that rejoins with "
+        "an inflated term deposes the leader; both: every seed under each, reported side by side",
+    )
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument("--svg", metavar="PATH", help="write a timeline picture of one run (see --svg-seed)")
     run.add_argument("--svg-seed", type=int, help="seed to draw (default: the first violation, else the first seed)")
-    run.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    run.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (there is none unless it is a terminal)"
+    )
+    run.add_argument(
+        "--jobs",
+        type=positive,
+        metavar="N",
+        help="worker processes (default: every core; 1 runs in this process); the report is the same for any N",
+    )
+    run.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786; needs the cluster extra)",
+    )
+    run.add_argument(
+        "--chunk", type=positive, metavar="SEEDS", help="seeds per task for --jobs/--dask (default: sized)"
+    )
+    run.add_argument(
+        "--out", metavar="DIR", help="write report.json, violations.jsonl and the first failure's timeline SVG to DIR"
+    )
     run.set_defaults(handler=cmd_run)
 
     serve = sub.add_parser("serve", help="a live simulated cluster over real HTTP on 127.0.0.1")
@@ -64,6 +97,28 @@ def register(subparsers: Any) -> None:
     )
     serve.set_defaults(handler=cmd_serve)
 
+    replay = sub.add_parser(
+        "replay",
+        help="re-run one seed of `sim run` and print its schedule, trace and invariant verdicts",
+        description="Takes the scenario options of `sim run`. Exit status 1 when an invariant is violated.",
+    )
+    replay.add_argument("seed", type=int, metavar="SEED")
+    _share_scenario_options(run, replay)
+    replay.set_defaults(handler=cmd_replay)
+
+
+# `sim run`'s options that choose seeds or say what to do with a sweep; all others describe the
+# scenario and are `sim replay`'s too (new ones included: replay takes whatever run has).
+_SWEEP_ONLY = frozenset(
+    {"help", "seeds", "seed_start", "seed", "svg", "svg_seed", "quiet", "jobs", "dask", "chunk", "out"}
+)
+
+
+def _share_scenario_options(run: argparse.ArgumentParser, replay: argparse.ArgumentParser) -> None:
+    for action in run._actions:
+        if action.dest not in _SWEEP_ONLY:
+            replay._add_action(action)
+
 
 def _fault_kinds(text: str) -> tuple[str, ...]:
     from tagjoin.sim.harness.scenario import FAULT_KINDS
@@ -78,51 +133,225 @@ def _fault_kinds(text: str) -> tuple[str, ...]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tagjoin.sim.harness.metrics import summarise
-    from tagjoin.sim.harness.recording import Recording
-    from tagjoin.sim.harness.scenario import ScenarioConfig, run_scenario
+    from tagjoin.sim.harness.sweep_pool import SweepPlan, chunk_size_for, default_jobs, run_sweep, start_pool_early
+    from tagjoin.sim.harness.sweep_progress import NoBar, ProgressBar, wanted
     from tagjoin.sim.harness.sweep_report import render_text, render_violations, to_json
     from tagjoin.sim.harness.timeline_svg import render_svg
 
-    faults = _fault_kinds(args.faults)
-    strategies = {"both": ("fenced", "naive"), "all": ("fenced", "watch", "naive")}.get(args.strategy, (args.strategy,))
+    strategies = _strategies(args.strategy)
     seeds = _seeds(args)
-    recordings: dict[str, list[Recording]] = {s: [] for s in strategies}
-    total = len(seeds) * len(strategies)
-    done = 0
-    for strategy in strategies:
-        for seed in seeds:
-            config = ScenarioConfig(
-                seed=seed,
-                strategy=strategy,
-                servers=args.servers,
-                clients=args.clients,
-                raft_multiplier=args.raft_multiplier,
-                duration_ms=args.duration * 1000,
-                faults=faults,
-                fault_window_ms=_fault_window(args.duration * 1000),
-            )
-            recordings[strategy].append(run_scenario(config))
-            done += 1
-            if not args.quiet and sys.stderr.isatty():
-                print(f"\r{strategy} seed {seed} ({done}/{total})", end="", file=sys.stderr, flush=True)
-    if not args.quiet and sys.stderr.isatty():
-        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
-    summaries = {s: summarise(recs) for s, recs in recordings.items()}
-    everything = [r for recs in recordings.values() for r in recs]
+    if args.dask is None and args.jobs != 1 and len(seeds) * len(strategies) > 2:
+        start_pool_early()  # workers import the simulator while this process does
+    configs = [
+        _scenario_config(args, seeds.start, strategy, profile)
+        for strategy in strategies
+        for profile in _profiles(args.raft_profile)
+    ]
+    if args.dask is not None and args.jobs is not None:
+        raise ConfigError("--dask runs seeds on the cluster's workers; it does not combine with --jobs")
+    out = _out_dir(args.out) if args.out else None
+    runs = len(seeds) * len(configs)
+    jobs = args.jobs if args.jobs is not None else (default_jobs() if runs > 2 else 1)
+    chunk = args.chunk or chunk_size_for(len(seeds), len(configs), jobs, dask=args.dask is not None)
+    plan = SweepPlan.of(configs, seeds, chunk, draw_seed=args.svg_seed)
+    label = f"{'+'.join(strategies)} seeds {seeds.start}-{seeds.stop - 1}"
+    bar: ProgressBar | NoBar = ProgressBar(runs, label) if wanted(args.quiet) else NoBar()
+    with bar:
+        outcome = run_sweep(plan, jobs=jobs, dask=args.dask, on_progress=bar.update)
+    report = to_json(outcome.summaries, outcome.violating)
+    report["raft_profiles"] = list(_profiles(args.raft_profile))
+    done, asked = outcome.done, outcome.requested
+    if outcome.partial:
+        report["partial"] = {
+            "seed_start": asked.start,
+            "seeds_done": len(done),
+            "seeds_requested": len(asked),
+            "resume": {"seed_start": done.stop, "seeds": asked.stop - done.stop},
+        }
     if args.json:
-        print(json.dumps(to_json(summaries, everything), indent=2))
+        print(json.dumps(report, indent=2))
     else:
-        sys.stdout.write(render_text(summaries))
-        violations = render_violations(everything)
+        if outcome.partial:
+            shown = f"seeds {done.start}-{done.stop - 1}" if done else "no seed"
+            print(f"PARTIAL REPORT (interrupted): {shown} of {asked.start}-{asked.stop - 1}")
+        sys.stdout.write(render_text(outcome.summaries))
+        violations = render_violations(outcome.violating)
         if violations:
             sys.stdout.write("\nfirst violations (seed, invariant, schedule):\n" + violations)
-    if args.svg:
-        chosen = _pick_for_svg(everything, args.svg_seed)
+    if args.svg and outcome.picture is not None:
+        chosen = outcome.picture
         Path(args.svg).write_text(render_svg(chosen))
         if not args.json:
             print(f"\ntimeline of {chosen.strategy} seed {chosen.seed} written to {args.svg}")
-    return 1 if any(r.violations for r in everything) else 0
+    if out is not None:
+        written = _write_out(out, report, outcome, plan)
+        if not args.json:
+            print(f"\nwritten to {out}: {', '.join(written)}")
+    if outcome.partial:
+        remaining = asked.stop - done.stop
+        print(
+            f"tagjoin sim run: interrupted after {len(done)} of {len(asked)} seeds; resume with"
+            f" --seed-start {done.stop} --seeds {remaining} (and the same other options)",
+            file=sys.stderr,
+        )
+        return 130
+    return 1 if outcome.violating else 0
+
+
+def _strategies(choice: str) -> tuple[str, ...]:
+    return {"both": ("fenced", "naive"), "all": ("fenced", "watch", "naive")}.get(choice, (choice,))
+
+
+def _profiles(choice: str) -> tuple[str, ...]:
+    return ("pre-vote", "no-pre-vote") if choice == "both" else (choice,)
+
+
+def _scenario_config(args: argparse.Namespace, seed: int, strategy: str, profile: str = "pre-vote") -> Any:
+    """The ScenarioConfig of `sim run` and `sim replay` from their shared options. Runs under both
+    raft profiles are reported apart, as "<strategy>/<profile>"."""
+    from tagjoin.sim.harness.scenario import ScenarioConfig
+
+    both = len(_profiles(getattr(args, "raft_profile", "pre-vote"))) > 1
+    return ScenarioConfig(
+        raft_profile=profile,
+        label=f"{strategy}/{profile}" if both else "",
+        seed=seed,
+        strategy=strategy,
+        servers=args.servers,
+        clients=args.clients,
+        raft_multiplier=args.raft_multiplier,
+        duration_ms=args.duration * 1000,
+        faults=_fault_kinds(args.faults),
+        fault_window_ms=_fault_window(args.duration * 1000),
+        ec2=getattr(args, "ec2", "direct"),
+    )
+
+
+def _out_dir(text: str) -> Path:
+    """`--out DIR`, made if missing and checked before any seed runs."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {text}: not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".tagjoin-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--out {text}: {exc.strerror or exc}") from None
+    return path
+
+
+def _write_out(out: Path, report: dict[str, Any], outcome: Any, plan: Any) -> list[str]:
+    """report.json, violations.jsonl (one violating run a line, its schedule and its whole config)
+    and first-failure.svg (when a run failed)."""
+    from dataclasses import asdict, replace
+
+    from tagjoin.sim.harness.timeline_svg import render_svg
+
+    configs = {c.run_label: c for c in plan.configs}
+    lines = []
+    for rec in outcome.violating:
+        config = asdict(replace(configs[rec.strategy], seed=rec.seed))
+        violations = [{"invariant": v.invariant, "t_ms": v.t, "detail": v.detail} for v in rec.violations]
+        line = {"strategy": rec.strategy, "seed": rec.seed, "violations": violations, "schedule": rec.schedule}
+        lines.append(json.dumps({**line, "config": config}, default=str) + "\n")
+    written = ["report.json", "violations.jsonl"]
+    try:
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / "violations.jsonl").write_text("".join(lines))
+        failure = outcome.first_failure
+        if failure is not None:
+            (out / "first-failure.svg").write_text(render_svg(failure))
+            written.append(f"first-failure.svg ({failure.strategy} seed {failure.seed})")
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: {exc.strerror or exc}") from None
+    return written
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from tagjoin.sim.harness.scenario import run_scenario
+    from tagjoin.sim.harness.sweep_report import INVARIANTS
+
+    runs: list[dict[str, Any]] = []
+    for strategy, profile in [(s, p) for s in _strategies(args.strategy) for p in _profiles(args.raft_profile)]:
+        config = _scenario_config(args, args.seed, strategy, profile)
+        rec = run_scenario(config, keep_log=True)
+        # run_scenario(keep_log=True) puts the handlers' log after the fault schedule, one line a fault.
+        schedule, log = rec.schedule[: len(rec.faults)], rec.schedule[len(rec.faults) :]
+        trace = _trace(rec, log)
+        names = [*INVARIANTS, *sorted({v.invariant for v in rec.violations} - set(INVARIANTS))]
+        runs.append(
+            {
+                "strategy": config.run_label,
+                "seed": args.seed,
+                "config": asdict(config),
+                "schedule": schedule,
+                "trace": trace,
+                "verdicts": {
+                    name: "violated" if any(v.invariant == name for v in rec.violations) else "ok" for name in names
+                },
+                "violations": [{"invariant": v.invariant, "t_ms": v.t, "detail": v.detail} for v in rec.violations],
+            }
+        )
+    if args.json:
+        print(json.dumps({"runs": runs}, indent=2, default=str))
+    else:
+        for i, run in enumerate(runs):
+            sys.stdout.write(("\n" if i else "") + _replay_text(run))
+    return 1 if any(run["violations"] for run in runs) else 0
+
+
+def _trace(rec: Any, log: list[str]) -> list[str]:
+    """One run's events in virtual time: leaders, tag holders, tag writes, faults, joiners, and the
+    handlers' own log lines (`run_scenario(keep_log=True)`), each as `<ms> <what>`."""
+    events: list[tuple[int, int, str]] = []
+    for span in rec.leaders:
+        events.append((span.start, 0, f"leader: {span.node} (term {span.term})"))
+        if span.end is not None:
+            events.append((span.end, 0, f"leader: {span.node} no longer leads (term {span.term})"))
+    for fault in rec.faults:
+        events.append((fault.start, 1, f"fault: {fault.kind} {fault.target} until {fault.end}ms"))
+    for w in rec.writes:
+        what = f"{w.action} {w.target} {w.value!r}".rstrip() + ("" if w.target_running else " (not running)")
+        events.append((w.t, 2, f"write: {w.writer} {what}"))
+    for sample in rec.tags:
+        events.append(
+            (sample.t, 3, f"tag: on {', '.join(sorted(sample.holders)) or 'no running instance of the cluster'}")
+        )
+    for joiner in rec.joiners:
+        joined = "never joined" if joiner.joined is None else f"joined at {joiner.joined}ms via {joiner.via}"
+        events.append((joiner.arrive, 4, f"joiner: boots, {joined}"))
+    for line in log:
+        head, _, rest = line.strip().partition(" ")
+        events.append((int(head), 5, rest) if head.isdigit() else (rec.duration_ms, 5, line))
+    for v in rec.violations:
+        events.append((v.t, 6, f"VIOLATION {v.invariant}: {v.detail}"))
+    return [f"{t:>7} {text}" for t, _, text in sorted(events, key=lambda e: (e[0], e[1]))]
+
+
+def _replay_text(run: dict[str, Any]) -> str:
+    c = run["config"]
+    out = [
+        f"{run['strategy']} seed {run['seed']}: {c['servers']} servers, {c['clients']} clients,"
+        f" raft_multiplier {c['raft_multiplier']}, {c['duration_ms'] // 1000} virtual s",
+        "schedule:",
+        *(f"  {line}" for line in run["schedule"] or ["no faults"]),
+        f"trace ({len(run['trace'])} lines):",
+        *(f"  {line}" for line in run["trace"]),
+        "verdicts:",
+    ]
+    for name in run["verdicts"]:
+        found = [v for v in run["violations"] if v["invariant"] == name]
+        if not found:
+            out.append(f"  {name} ok")
+            continue
+        first = found[0]
+        more = f" ({len(found)} violations)" if len(found) > 1 else ""
+        out.append(f"  {name} VIOLATED at {first['t_ms']}ms: {first['detail']}{more}")
+    return "\n".join(out) + "\n"
 
 
 def _seeds(args: argparse.Namespace) -> range:
@@ -138,15 +367,6 @@ def _fault_window(duration_ms: int) -> tuple[int, int]:
     """Faults land after the cluster formed and early enough to heal and settle."""
     start = min(15_000, duration_ms // 6)
     return start, max(start, min(25_000, duration_ms // 3))
-
-
-def _pick_for_svg(recordings: list[Any], seed: int | None) -> Any:
-    if seed is not None:
-        for rec in recordings:
-            if rec.seed == seed:
-                return rec
-        raise ConfigError(f"seed {seed} was not part of this run")
-    return next((r for r in recordings if r.violations), recordings[0])
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -247,12 +247,99 @@ def test_deploy_kit_writes_files(rig: Rig, tmp_path: Path) -> None:
     out = rig.run("deploy-kit", "--cluster", "prod", "--out", str(tmp_path))
     assert out.returncode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "README.md",
         "boot-join.sh",
-        "consul-watches.json",
-        "iam-policy.json",
+        "cloudformation.json",
+        "iam-policy-client.json",
+        "iam-policy-server.json",
         "retry-join.hcl",
         "tagjoin-keep.service",
     ]
+    assert (tmp_path / "boot-join.sh").stat().st_mode & 0o777 == 0o755
+    assert "ExecStart=/" in (tmp_path / "tagjoin-keep.service").read_text()
+
+
+def test_deploy_kit_warns_loudly_without_a_cluster_and_refuses_without_a_region(rig: Rig, tmp_path: Path) -> None:
+    out = rig.run("deploy-kit", "--out", str(tmp_path), env={"TAGJOIN_CLUSTER": ""})
+    assert out.returncode == 0
+    assert "WARNING: no --cluster" in out.stderr
+    out = rig.run("deploy-kit", "--cluster", "prod", env={"AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
+    assert out.returncode == 2
+    assert "no AWS region for the kit" in one_line(out.stderr)
+
+
+def test_deploy_kit_to_a_bad_path_is_one_line_exit_2(rig: Rig, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    out = rig.run("deploy-kit", "--cluster", "prod", "--out", str(tmp_path / "a-file" / "kit"))
+    assert out.returncode == 2
+    assert "a-file" in one_line(out.stderr)
+
+
+def _boot_join(rig: Rig, tmp_path: Path, *, expect: str, boot_env: dict[str, str] | None = None) -> list[str]:
+    """boot-join.sh as written by the kit, with tagjoin run from this tree and `consul` replaced by
+    a script that prints the arguments it was started with."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tagjoin = bin_dir / "tagjoin"
+    tagjoin.write_text(f'#!/bin/sh\nexec {sys.executable} -m tagjoin.core.cli "$@"\n')
+    consul = bin_dir / "consul"
+    consul.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    tagjoin.chmod(0o755)
+    consul.chmod(0o755)
+    kit = tmp_path / "kit"
+    out = rig.run("deploy-kit", "--cluster", "c1", "--bin", str(tagjoin), "--out", str(kit))
+    assert out.returncode == 0, out.stderr
+    done = subprocess.run(
+        [str(kit / "boot-join.sh")],
+        capture_output=True,
+        text=True,
+        env={**rig.env, "PATH": f"{bin_dir}:{rig.env['PATH']}", "BOOTSTRAP_EXPECT": expect, **(boot_env or {})},
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    command, *args = done.stdout.splitlines()
+    assert command == "agent"
+    return args
+
+
+def test_boot_join_starts_consul_on_a_brand_new_cluster(rig: Rig, tmp_path: Path) -> None:
+    """No tag anywhere, no other member: `targets` would exit 3; the boot script must still start Consul."""
+    assert _boot_join(rig, tmp_path, expect="3") == ["-config-dir=/etc/consul.d", "-server", "-bootstrap-expect=3"]
+
+
+def test_boot_join_joins_the_tag_holder(rig: Rig, tmp_path: Path) -> None:
+    rig.world.launch("10.0.1.20", cluster="c1", tags={KEY: "4"})
+    rig.world.launch("10.0.1.21", cluster="c1")
+    assert _boot_join(rig, tmp_path, expect="") == ["-config-dir=/etc/consul.d", "-retry-join=10.0.1.20"]
+
+
+def test_boot_join_starts_consul_even_when_tagjoin_fails(rig: Rig, tmp_path: Path) -> None:
+    """A configuration error makes boot-plan exit 2; the server still starts with bootstrap_expect.
+
+    A tag holder exists, so a boot-plan that had worked would have added -retry-join for it."""
+    rig.world.launch("10.0.1.20", cluster="c1", tags={KEY: "4"})
+    args = _boot_join(rig, tmp_path, expect="3", boot_env={"TAGJOIN_EC2_MAX_ATTEMPTS": "many"})
+    assert args == ["-config-dir=/etc/consul.d", "-server", "-bootstrap-expect=3"]
+
+
+def test_boot_plan_json_falls_back_to_members(rig: Rig) -> None:
+    rig.world.launch("10.0.1.30", cluster="c1")
+    out = rig.run("boot-plan", "--json", "--fallback-tag", "consul-cluster=c1", "--bootstrap-expect", "3")
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["mode"] == "join-member"
+    assert plan["args"] == ["-retry-join=10.0.1.30", "-server", "-bootstrap-expect=3"]
+    assert "no running instance carries tag consul-leader" in out.stderr
+
+
+def test_targets_says_why_holders_were_filtered_out(rig: Rig) -> None:
+    holder = rig.world.launch("10.0.1.20", cluster="c1", tags={KEY: "2"})
+    out = rig.run("targets", "provider=aws addr_type=public_v4")
+    assert out.returncode == 3
+    assert f"1 holder ({holder}=2) has no public IPv4" in one_line(out.stderr)
+    out = rig.run("targets", "--self", "10.0.1.20")
+    assert f"1 holder ({holder}=2) is this node" in one_line(out.stderr)
 
 
 def test_keep_reconciles_then_stops_cleanly_on_sigterm(rig: Rig) -> None:

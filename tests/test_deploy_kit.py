@@ -21,14 +21,32 @@ def test_watch_config_uses_args_for_both_watch_types() -> None:
     watches = watch_config(Scope(cluster="prod"))["watches"]
     assert isinstance(watches, list)
     assert [w["type"] for w in watches] == ["nodes", "checks"]
-    assert all(w["args"][:2] == ["tagjoin", "watch-handler"] and "handler" not in w for w in watches)
+    assert all(w["args"][:2] == ["/usr/local/bin/tagjoin", "watch-handler"] and "handler" not in w for w in watches)
+
+
+def test_watch_config_carries_region_and_token_file() -> None:
+    """The handler gets Consul's environment, not ours: without these it exits 2 or meets a 403."""
+    watches = watch_config(Scope(cluster="prod"), region="eu-west-1")["watches"]
+    assert isinstance(watches, list) and len(watches) == 2
+    for watch in watches:
+        args = watch["args"]
+        assert args[args.index("--region") + 1] == "eu-west-1"
+        assert args[args.index("--token-file") + 1] == "/etc/tagjoin/consul-token"
+
+
+def test_one_writer_per_node_the_watches_are_opt_in() -> None:
+    assert "consul-watches.json" not in build_kit(Scope(cluster="prod"), region="eu-west-1")
+    assert "consul-watches.json" in build_kit(Scope(cluster="prod"), region="eu-west-1", with_watches=True)
 
 
 def test_kit_files_parse_and_name_the_cluster() -> None:
-    kit = build_kit(Scope(cluster="prod"), region="eu-west-1")
-    json.loads(kit["iam-policy.json"])
+    kit = build_kit(Scope(cluster="prod"), region="eu-west-1", with_watches=True)
+    json.loads(kit["iam-policy-server.json"])
+    json.loads(kit["iam-policy-client.json"])
     json.loads(kit["consul-watches.json"])
+    assert "AWSTemplateFormatVersion" in json.loads(kit["cloudformation.json"])
     assert "ExecStart=/usr/local/bin/tagjoin keep" in kit["tagjoin-keep.service"]
     assert "Environment=TAGJOIN_CLUSTER=prod" in kit["tagjoin-keep.service"]
     assert "tag_value=prod region=eu-west-1" in kit["retry-join.hcl"]
-    assert "tagjoin targets --format flags" in kit["boot-join.sh"]
+    assert "/usr/local/bin/tagjoin boot-plan --tag-key consul-leader --cluster prod" in kit["boot-join.sh"]
+    assert kit["boot-join.sh"].rstrip().endswith("exec consul agent -config-dir=/etc/consul.d $args")

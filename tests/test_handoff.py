@@ -115,9 +115,11 @@ def test_no_change_pass_makes_zero_writes(env: Env) -> None:
 
 
 def test_stale_node_that_sees_a_higher_term_writes_nothing(env: Env) -> None:
-    newer = launch(env, "10.0.1.20", "7")
+    newer = launch(env, "10.0.1.20", "7")  # a real leader of term 7: a quorum now refuses term 3
     mine = launch(env, LEADER_IP, "2")
-    report = env.pass_()
+    steps, _ = _steps_until_confirm_after_read(env)
+    env.agent.overrides[HEALTH] = Reply(500, "No cluster leader")
+    report = _finish(steps)
     assert report.decision is Decision.STALE
     assert env.writes() == []
     assert env.world.tags_of(newer)[KEY] == "7"
@@ -270,3 +272,77 @@ def test_an_unusable_lock_path_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot open the handoff lock .*TAGJOIN_LOCK_FILE"):
         FileLock(tmp_path / "missing" / "pass.lock").try_acquire()
     assert lock_from_env({"TAGJOIN_LOCK_FILE": str(tmp_path / "x.lock")}).path == tmp_path / "x.lock"
+
+
+# debris: a tag above our term that is no newer leader's (docs/design.md §2.1) ------------------
+
+HEALTH = ("GET", "/v1/health/node/ip-10-0-1-10")
+
+
+def _steps_until_confirm_after_read(env: Env) -> tuple[Any, list[str]]:
+    """A pass stopped right before its quorum read after the tag read; returns it and the calls so far."""
+    steps = handoff_pass(env.consul, env.store, FakeClock())
+    seen = [next(steps).call]
+    while not (seen[-1] == "consul:health/node?consistent" and "ec2:DescribeInstances" in seen):
+        seen.append(next(steps).call)
+    return steps, seen
+
+
+def _finish(steps: Any) -> Report:
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(steps)
+    report: Report = done.value.value
+    return report
+
+
+def test_debris_above_our_term_is_removed_once_a_quorum_confirms_us_after_the_read(env: Env) -> None:
+    debris = launch(env, "10.0.1.20", "99")  # left by a cluster rebuilt from empty data dirs
+    mine = launch(env, LEADER_IP)
+    steps, seen = _steps_until_confirm_after_read(env)
+    assert seen.index("ec2:DescribeInstances") < len(seen) - 1, "the quorum read comes after the tag read"
+    report = _finish(steps)
+    assert report.decision is Decision.HANDOFF
+    assert env.writes() == [("CreateTags", mine, "3"), ("DeleteTags", debris, "99")]
+    assert KEY not in env.world.tags_of(debris)
+    assert env.world.tags_of(mine)[KEY] == "3"
+    assert [(d.instance_id, d.value) for d in report.plan.debris] == [(debris, "99")]
+    assert report.to_json()["debris"] == [{"instance_id": debris, "key": KEY, "value": "99"}]
+    assert "debris above term 3" in report.plan.reason
+
+
+def test_debris_on_our_own_instance_is_overwritten_not_deleted(env: Env) -> None:
+    mine = launch(env, LEADER_IP, "99")
+    report = env.pass_()
+    assert report.decision is Decision.HANDOFF
+    assert env.writes() == [("CreateTags", mine, "3")]
+    assert env.world.tags_of(mine)[KEY] == "3"
+
+
+@pytest.mark.parametrize(("state", "term"), [("Follower", 7), ("Leader", 8), ("Candidate", 3)])
+def test_a_newer_leaders_tag_stays_when_the_term_moved_around_the_quorum_read(env: Env, state: str, term: int) -> None:
+    # The consistent read succeeded, but it may have been forwarded to (and verified by) the
+    # newer leader: only the same term on both sides of it proves that we were the one confirmed.
+    newer = launch(env, "10.0.1.20", "7")
+    launch(env, LEADER_IP)
+    steps, _ = _steps_until_confirm_after_read(env)
+    env.set_raft(state, term)
+    report = _finish(steps)
+    assert report.decision is Decision.STALE
+    assert env.writes() == []
+    assert env.world.tags_of(newer)[KEY] == "7"
+
+
+def test_plan_calls_a_higher_tag_debris_only_when_confirmed_after_the_read() -> None:
+    from tagjoin.core.handoff import Observation
+
+    me = AgentSelf("n1", "10.0.1.4", "dc1", True, "Leader", 2)
+    own = Instance("i-own", "10.0.1.4", None, "running", {})
+    high = (Instance("i-a", "10.0.1.5", None, "running", {KEY: "99"}),)
+    before = plan(Observation(me, True, own, high), KEY)
+    assert before.decision is Decision.STALE and not before.writes
+    after = plan(Observation(me, True, own, high, confirmed_after_read=True), KEY)
+    assert after.decision is Decision.HANDOFF
+    assert after.create is not None and after.create.value == "2"
+    assert [(d.instance_id, d.value) for d in after.deletes] == [("i-a", "99")]
+    assert after.debris == after.deletes

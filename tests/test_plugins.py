@@ -65,7 +65,9 @@ def test_without_the_console_extra_help_and_node_commands_still_work() -> None:
     out = run_without_console_extra("--help")
     assert out.returncode == 0 and "Traceback" not in out.stderr
     assert "targets" in out.stdout and "console" in out.stdout and "sim" in out.stdout
-    out = run_without_console_extra("deploy-kit", "--cluster", "prod")
+    out = run_without_console_extra(
+        "deploy-kit", "--cluster", "prod", "--region", "eu-west-1", "--account-id", "123456789012"
+    )
     assert out.returncode == 0 and out.stderr == ""
 
 

@@ -66,11 +66,39 @@ def test_s3_flags_a_stale_writer_that_removes_or_outranks_the_leaders_tag() -> N
     assert check.observe(removal) == [Violation("S3", 100, f"{A} removed leader {B}'s tag 4 (term 4)")]
 
 
+def test_s3_judges_the_tag_the_leader_wrote_in_its_own_term_not_an_older_one() -> None:
+    # The leader B (term 4) still carries its term-2 tag; A's term-3 pass, stalled after its last
+    # look, outranks and removes that `2`. EC2 cannot refuse either write (S3's docstring), and
+    # the tag B writes in term 4 is beyond A's reach; the strict rule shows the window.
+    older = {IB: "2"}
+    outrank = replace(WRITE, tags_before=older)
+    removal = replace(WRITE, action="DeleteTags", instance=IB, target=B, value=None, removes=True, tags_before=older)
+    assert StaleWriterFenced().observe(outrank) == []
+    assert StaleWriterFenced().observe(removal) == []
+    strict = StaleWriterFenced(own_term_only=False)
+    assert strict.observe(outrank) == [Violation("S3", 100, f"{A} tagged {A}=3, outranking leader's 2")]
+    assert strict.observe(removal) == [Violation("S3", 100, f"{A} removed leader {B}'s tag 2 (term 4)")]
+    # The naive scheme's untermed `true` is always the leader's.
+    naive = replace(removal, tags_before={IB: "true"})
+    assert StaleWriterFenced().observe(naive) == [Violation("S3", 100, f"{A} removed leader {B}'s tag true (term 4)")]
+
+
 def test_s3_lets_the_leader_itself_and_leaderless_moments_write() -> None:
     check = StaleWriterFenced()
     assert check.observe(replace(WRITE, writer=B, value="9")) == []
     assert check.observe(replace(WRITE, leader=None, leader_instance=None, value="9")) == []
     assert check.observe(replace(WRITE, tags_before={}, value="9")) == []  # the leader holds no tag yet
+
+
+def test_s3_flags_lowering_the_leaders_own_tag_even_by_its_own_node() -> None:
+    check = StaleWriterFenced()
+    # A stalled term-3 pass on the leader's node B writes 3 over the 4 a newer pass put there.
+    lowering = replace(WRITE, writer=B, instance=IB, target=B, value="3")
+    assert check.observe(lowering) == [Violation("S3", 100, f"{B} lowered leader {B}'s tag 4 to 3")]
+    assert check.observe(replace(lowering, value="4")) == []
+    # Debris above the leader's term (an earlier cluster's) may be written over.
+    assert check.observe(replace(lowering, tags_before={IB: "95"})) == []
+    assert check.observe(replace(lowering, value="true", tags_before={IB: "true"})) == []
 
 
 def test_s3_ranks_a_naive_true_below_every_term() -> None:

@@ -165,8 +165,8 @@ async def test_w_exports_the_view_and_the_event_log(tmp_path: Path) -> None:
         assert [e["kind"] for e in doc["events"]][:1] == ["first-look"]
 
 
-async def test_f_finds_in_the_event_log_and_escape_clears() -> None:
-    app, _, _ = make([state()])
+async def test_f_finds_in_the_event_log_and_escape_clears(tmp_path: Path) -> None:
+    app, _, _ = make([state()], export_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         log = app.query_one(EventLog)

@@ -141,8 +141,11 @@ def _shared_session() -> botocore.session.Session:
 class BotoEc2:
     """`Ec2Api` over a botocore EC2 client (from `make_ec2_client` or a boto3 session)."""
 
-    def __init__(self, client: EC2Client) -> None:
+    def __init__(self, client: EC2Client, *, max_results: int | None = None) -> None:
         self.client = client
+        # None leaves the page size to EC2, as every command does; the simulator asks for small
+        # pages so that a read which stops after its first page shows up.
+        self.max_results = max_results
 
     def describe_instances(
         self, filters: Sequence[Filter], instance_ids: Sequence[str] = (), next_token: str | None = None
@@ -150,6 +153,8 @@ class BotoEc2:
         kwargs: dict[str, Any] = {"Filters": cast("list[FilterTypeDef]", list(filters))}
         if instance_ids:
             kwargs["InstanceIds"] = list(instance_ids)
+        elif self.max_results is not None:  # EC2 refuses MaxResults beside InstanceIds
+            kwargs["MaxResults"] = self.max_results
         if next_token:
             kwargs["NextToken"] = next_token
         page = _translated(DESCRIBE, lambda: self.client.describe_instances(**kwargs))
@@ -158,6 +163,8 @@ class BotoEc2:
 
     def describe_tags(self, filters: Sequence[Filter], next_token: str | None = None) -> TagPage:
         kwargs: dict[str, Any] = {"Filters": cast("list[FilterTypeDef]", list(filters))}
+        if self.max_results is not None:
+            kwargs["MaxResults"] = self.max_results
         if next_token:
             kwargs["NextToken"] = next_token
         page = _translated(DESCRIBE_TAGS, lambda: self.client.describe_tags(**kwargs))

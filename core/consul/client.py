@@ -90,10 +90,22 @@ class _BorrowedTransport(httpx.BaseTransport):
 class ConsulClient:
     """A synchronous client for one agent's HTTP API."""
 
-    def __init__(self, settings: ConsulSettings, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: ConsulSettings,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """`transport` replaces the network under the client built from `settings`; `http` replaces
+        that client altogether (the simulator's in-process agents: tagjoin.sim.consul.in_process)."""
         self._settings = settings
         self._injected = transport
-        self._http = build_http_client(settings, _BorrowedTransport(transport) if transport is not None else None)
+        self._http = (
+            http
+            if http is not None
+            else build_http_client(settings, _BorrowedTransport(transport) if transport is not None else None)
+        )
 
     @property
     def settings(self) -> ConsulSettings:

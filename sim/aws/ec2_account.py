@@ -15,6 +15,7 @@ before (its methods then raise); `tagjoin.sim.aws.moto_endpoint.MotoServer` serv
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,16 +27,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import boto3
 from botocore.config import Config
 from moto import mock_aws, settings
+from moto.autoscaling.models import autoscaling_backends
 from moto.core.base_backend import BackendDict
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, InstanceTypeOfferingBackend
+from moto.elbv2.models import elbv2_backends
 from moto.moto_api._internal import mock_random
 
 from tagjoin.sim.aws.ec2_faults import MOTO_LOCK, bind_to_moto
+from tagjoin.sim.aws.moto_direct import answered
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
-    from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef, TagTypeDef
 
 DEFAULT_REGION = "ap-northeast-1"
 DEFAULT_CLUSTER_TAG = "consul-cluster"
@@ -129,6 +133,37 @@ class WorldInstance:
         return self.state == "running"
 
 
+_kept_mock: list[Any] = []  # the started mock of `kept_running()`, while one is open
+
+
+@contextmanager
+def kept_running() -> Iterator[None]:
+    """Worlds opened inside share one started moto mock instead of starting and stopping their own.
+
+    A world still starts from moto's reset backends and its seed (`Ec2World._setup` resets them
+    explicitly), so what it does is the same; what is saved is moto's patching set up and torn down
+    per world, and the reset (which rebuilds every backend) that stopping a mock does. For sweeps:
+    while it is open, moto's patches and its fake credentials stay in the process environment
+    between worlds too, so code in the same process that expects neither must run outside it.
+    Re-entrant; the mock stops when the outermost exits.
+    """
+    with Ec2World._live_lock, MOTO_LOCK:
+        outermost = not _kept_mock
+        if outermost:
+            mock = mock_aws()
+            with _without_default_amis():
+                mock.start()
+            _kept_mock.append(mock)
+    try:
+        yield
+    finally:
+        if outermost:
+            with Ec2World._live_lock, MOTO_LOCK:
+                mock = _kept_mock.pop()
+                with _without_default_amis():
+                    mock.stop()
+
+
 class Ec2World:
     """One seeded EC2 account on moto, with the cluster VPC/subnet and the cluster tag."""
 
@@ -149,45 +184,63 @@ class Ec2World:
         self.cluster_tag_key = cluster_tag_key
         self._closed = False
         self._superseded = False
-        self._mock: Any = mock_aws()
+        # Inside `kept_running()` the process's one started mock serves every world in turn.
+        self._mock: Any = None if _kept_mock else mock_aws()
         self._node_instance: dict[str, str] = {}
         self._provisioning: dict[str, dict[str, str]] = {}  # node → extra tags, for replace()
         self._noise: set[str] = set()
         self._raw: dict[str, Any] = {}  # instance id → moto's Instance, to avoid O(n) lookups
         self._outside_vpc: str | None = None
         self._outside_subnet: str | None = None
+        self._backend_now: Any = None
         with Ec2World._live_lock, MOTO_LOCK:
             previous = Ec2World._live
             if previous is not None and not previous._closed:
                 previous._superseded = True
             with _without_default_amis():
-                self._mock.start()
+                if self._mock is not None:
+                    self._mock.start()
                 try:
                     self._setup()
                 except BaseException:
-                    self._mock.stop()
+                    if self._mock is not None:
+                        self._mock.stop()
                     raise
             Ec2World._live = self
 
     def _setup(self) -> None:
         BackendDict.reset()
-        self._ec2 = make_client(self.region)
-        # The first call builds the region backend and the one moto's dispatcher consults (us-east-1);
-        # both draw from mock_random, so they must exist before the seed is set.
-        self._ec2.describe_vpcs()
+        self._backend_now = None
+        # The region backend and the one moto's dispatcher consults for any in-process request
+        # (us-east-1) both draw from mock_random when built, so they must exist before the seed is set.
+        _ = ec2_backends[DEFAULT_ACCOUNT_ID][self.region], ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
         mock_random.seed(self.seed)
         self.zone = f"{self.region}a"
         self.vpc_id, self.subnet_id = self._vpc(VPC_CIDR, CLUSTER_SUBNET_CIDR, "cluster")
-        self.noise_subnet_id = self._ec2.create_subnet(
-            VpcId=self.vpc_id, CidrBlock=NOISE_SUBNET_CIDR, AvailabilityZone=self.zone
-        )["Subnet"]["SubnetId"]
+        self.noise_subnet_id = self._subnet(self.vpc_id, NOISE_SUBNET_CIDR)
+
+    # The world's own set-up and life-cycle calls go to moto's backend directly, with the arguments
+    # moto's response layer would pass for the same API call (moto/ec2/responses/vpcs.py, subnets.py,
+    # instances.py) and the request id it would draw: ids and IPs are what the API would give.
+    # Nothing here is seen by the fault plane or counted, as before (the world's own client was
+    # never attached to it).
 
     def _vpc(self, cidr: str, subnet_cidr: str, name: str) -> tuple[str, str]:
-        vpc_id = self._ec2.create_vpc(CidrBlock=cidr, TagSpecifications=[_tag_spec("vpc", {"Name": name})])["Vpc"][
-            "VpcId"
-        ]
-        subnet = self._ec2.create_subnet(VpcId=vpc_id, CidrBlock=subnet_cidr, AvailabilityZone=self.zone)
-        return vpc_id, subnet["Subnet"]["SubnetId"]
+        vpc = self._backend.create_vpc(
+            cidr,
+            "default",
+            amazon_provided_ipv6_cidr_block=False,
+            ipv6_cidr_block_network_border_group=self.region,
+            tags=[{"Key": "Name", "Value": name}],
+        )
+        _answered()
+        return vpc.id, self._subnet(vpc.id, subnet_cidr)
+
+    def _subnet(self, vpc_id: str, cidr: str) -> str:
+        subnet = self._backend.create_subnet(vpc_id, cidr, None, self.zone, None, ipv6_native=False, tags={})
+        _answered()
+        subnet_id: str = subnet.id
+        return subnet_id
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -199,8 +252,9 @@ class Ec2World:
             self._closed = True
             if Ec2World._live is self:
                 Ec2World._live = None
-            with _without_default_amis():  # moto's reset rebuilds every backend before dropping it
-                self._mock.stop()
+            if self._mock is not None:
+                with _without_default_amis():  # moto's reset rebuilds every backend before dropping it
+                    self._mock.stop()
 
     def __enter__(self) -> Ec2World:
         return self
@@ -222,7 +276,11 @@ class Ec2World:
 
     @property
     def _backend(self) -> Any:
-        return ec2_backends[DEFAULT_ACCOUNT_ID][self.region]
+        # Looked up once a world: moto's BackendDict lookups cost more than the reads made through
+        # them, and the backend only changes when a newer world resets moto (this one is then superseded).
+        if self._backend_now is None:
+            self._backend_now = ec2_backends[DEFAULT_ACCOUNT_ID][self.region]
+        return self._backend_now
 
     # -- clients ----------------------------------------------------------------------------------
 
@@ -257,21 +315,54 @@ class Ec2World:
             return self._run(self._outside_subnet, OUTSIDE_SUBNET_CIDR, private_ip, {"Name": node_name, **(tags or {})})
 
     def _run(self, subnet_id: str, cidr: str, private_ip: str | None, tags: Mapping[str, str]) -> str:
-        kwargs: dict[str, Any] = {
-            "ImageId": AMI,
-            "InstanceType": INSTANCE_TYPE,
-            "MinCount": 1,
-            "MaxCount": 1,
-            "SubnetId": subnet_id,
-            "TagSpecifications": [_tag_spec("instance", tags)],
-        }
         if private_ip is not None:
             self._check_free_ip(subnet_id, cidr, private_ip)
-            kwargs["PrivateIpAddress"] = private_ip
-        reservation = self._ec2.run_instances(**kwargs)
-        for raw in self._backend.reservations[reservation["ReservationId"]].instances:
-            self._raw[raw.id] = raw
-        return reservation["Instances"][0]["InstanceId"]
+        reservation = self._launch(1, subnet_id, private_ip, tags)
+        _answered()
+        self._raw.update((raw.id, raw) for raw in reservation.instances)
+        instance_id: str = reservation.instances[0].id
+        return instance_id
+
+    def _launch(self, count: int, subnet_id: str, private_ip: str | None, tags: Mapping[str, str] | None) -> Any:
+        """RunInstances (ImageId=AMI, InstanceType=INSTANCE_TYPE, SubnetId, PrivateIpAddress,
+        TagSpecifications) as moto/ec2/responses/instances.py `run_instances` hands it to the backend.
+
+        One difference, for speed: moto checks the instance type against every offering of the
+        region on each launch (~1,100 filter matches) and ignores the outcome unless its
+        validation is switched on. The check is made once per region and type here
+        (`_known_instance_type`); a known type launches as the backend's "type not given" case,
+        which skips the scan and changes nothing else (moto/ec2/models/instances.py).
+        """
+        return self._backend.run_instances(
+            AMI,
+            count,
+            None,
+            [],
+            instance_type=INSTANCE_TYPE,
+            is_instance_type_default=_known_instance_type(self.region, INSTANCE_TYPE),
+            placement=None,
+            placement_hostid=None,
+            region_name=self.region,
+            subnet_id=subnet_id,
+            key_name=None,
+            security_group_ids=[],
+            nics=[],
+            private_ip=private_ip,
+            associate_public_ip=None,
+            tags={"instance": dict(tags)} if tags else {},
+            ebs_optimized=False,
+            disable_api_stop=False,
+            instance_market_options={},
+            instance_initiated_shutdown_behavior=None,
+            launch_template={},
+            hibernation_options={},
+            iam_instance_profile_name=None,
+            iam_instance_profile_arn=None,
+            monitoring_state="disabled",
+            ipv6_address_count=None,
+            metadata_options={},
+            client_token="ABCDE",
+        )
 
     def _check_free_ip(self, subnet_id: str, cidr: str, ip: str) -> None:
         # moto reports these as bare Exceptions (HTML 500 over HTTP); say it plainly instead.
@@ -291,17 +382,23 @@ class Ec2World:
     def terminate(self, instance_id: str) -> None:
         with MOTO_LOCK:
             self._check()
-            self._ec2.terminate_instances(InstanceIds=[instance_id])
+            self._backend.terminate_instances([instance_id])
+            # what moto/ec2/responses/instances.py `terminate_instances` tells the other services
+            autoscaling_backends[DEFAULT_ACCOUNT_ID][self.region].notify_terminate_instances([instance_id])
+            elbv2_backends[DEFAULT_ACCOUNT_ID][self.region].notify_terminate_instances([instance_id])
+            _answered()
 
     def stop(self, instance_id: str) -> None:
         with MOTO_LOCK:
             self._check()
-            self._ec2.stop_instances(InstanceIds=[instance_id])
+            self._backend.stop_instances([instance_id])
+            _answered()
 
     def start(self, instance_id: str) -> None:
         with MOTO_LOCK:
             self._check()
-            self._ec2.start_instances(InstanceIds=[instance_id])
+            self._backend.start_instances([instance_id])
+            _answered()
 
     def replace(self, node: str) -> tuple[str, str]:
         """Terminate the node's instance and launch a fresh one (new id, new IP, provisioning tags only)."""
@@ -325,18 +422,8 @@ class Ec2World:
             return []
         with MOTO_LOCK:
             self._check()
-            # Directly on the backend: the API path spends ~2 ms per instance serialising the answer.
-            reservation = self._backend.run_instances(
-                AMI,
-                n,
-                None,
-                [],
-                instance_type=INSTANCE_TYPE,
-                is_instance_type_default=False,
-                region_name=self.region,
-                subnet_id=self.noise_subnet_id,
-                tags={"instance": dict(tags)} if tags else {},
-            )
+            # Directly on the backend, without a request id: the noise was never an API call.
+            reservation = self._launch(n, self.noise_subnet_id, None, tags)
             ids = [instance.id for instance in reservation.instances]
             self._raw.update((instance.id, instance) for instance in reservation.instances)
             self._noise.update(ids)
@@ -451,6 +538,15 @@ class Ec2World:
         )
 
 
-def _tag_spec(resource_type: Any, tags: Mapping[str, str]) -> TagSpecificationTypeDef:
-    tag_list: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    return {"ResourceType": resource_type, "Tags": tag_list}
+def _answered() -> None:
+    """The request id moto's response layer draws from its seeded stream for every answer
+    (moto/core/responses.py `_enrich_response`), as the direct EC2 path draws it."""
+    answered()
+
+
+@functools.cache
+def _known_instance_type(region: str, instance_type: str) -> bool:
+    """moto's per-launch instance-type check (moto/ec2/models/instances.py `run_instances`), once."""
+    offerings = INSTANCE_TYPE_OFFERINGS["region"].get(region, {})
+    match = InstanceTypeOfferingBackend().matches_filters
+    return any(match(offering, {"instance-type": instance_type}, "region") for offering in offerings)

@@ -108,6 +108,13 @@ class Cluster:
     def link_ok(self, a: Node, b: Node) -> bool:
         return a.responsive and b.responsive and self.net.connected(a.name, b.name)
 
+    def hears(self, listener: Node, speaker: Node) -> bool:
+        return self.link_ok(listener, speaker) and self.net.hears(listener.name, speaker.name)
+
+    def rpc_ok(self, a: Node, b: Node) -> bool:
+        """A TCP request from `a` to `b` and its answer both get through."""
+        return self.hears(b, a) and self.hears(a, b)
+
     def raft_leader_elected(self, server: RaftServer) -> None:
         self.bus.publish(LeaderElected(self.engine.now, server.name, server.term, self._gid(server)))
         self.duties.leader_elected(server)
@@ -238,6 +245,15 @@ class Cluster:
         if srv is not None:
             srv.stop()
 
+    def transfer_leader(self, name: str, to: str | None = None) -> str | None:
+        """`consul operator raft transfer-leader [-id]` on leader `name` (Consul >= 1.15,
+        agent/consul/operator_raft_endpoint.go RaftLeadershipTransfer → raft.LeadershipTransfer or
+        LeadershipTransferToServer). Returns the target, or None if no transfer started."""
+        srv = self.raft.get(name)
+        if srv is None or srv.state != LEADER or not srv.node.responsive:
+            return None
+        return srv.transfer_leadership(lambda _ok: None, to=to)
+
     def crash(self, name: str) -> None:
         """Kill the agent (kill -9 / instance lost): no leave, state on disk survives."""
         node = self._node(name)
@@ -274,10 +290,14 @@ class Cluster:
             self.duties.maybe_bootstrap(srv)
         self._reassess()
 
-    def pause(self, name: str, duration_ms: int) -> None:
-        """Stop-the-world pause: the process does nothing, then resumes with its timers late."""
+    def pause(self, name: str, duration_ms: int, *, alone: bool = False) -> None:
+        """Stop-the-world pause: the process does nothing, then resumes with its timers late.
+
+        `alone`: the agent process alone stops (SIGSTOP) while the machine runs on: the node's
+        other processes keep running, and messages sent to the agent wait in its sockets."""
         node = self._responsive(name)
         node.paused = True
+        node.paused_alone = alone
         epoch = node.epoch
         self.bus.publish(NodePaused(self.engine.now, name, duration_ms))
         self._reassess()
@@ -293,6 +313,7 @@ class Cluster:
         if not (node.up and node.paused):
             return
         node.paused = False
+        node.paused_alone = False
         release_deferred(self.engine, node)
         self.bus.publish(NodeResumed(self.engine.now, name))
         self._reassess()
@@ -305,6 +326,13 @@ class Cluster:
                 self._node(name)
         normalised = self.net.partition(groups)
         self.bus.publish(NetworkChanged(self.engine.now, normalised))
+        self._reassess()
+
+    def one_way_partition(self, listener: str, speakers: Iterable[str]) -> None:
+        """`listener` stops hearing `speakers` while they still hear it; `heal` ends it."""
+        self._node(listener)
+        self.net.one_way(listener, [self._node(s).name for s in speakers])
+        self.bus.publish(NetworkChanged(self.engine.now, self.net.groups))
         self._reassess()
 
     def isolate(self, name: str) -> None:
@@ -408,7 +436,7 @@ class Cluster:
         offset = int(node.node_id[:8], 16) % len(known)
         for m in known[offset:] + known[:offset]:
             srv = self.raft[m.name]
-            if self.link_ok(node, srv.node):
+            if self.rpc_ok(node, srv.node):
                 return srv, ""
         first = known[offset]
         return None, f"rpc error getting client: failed to get conn: dial tcp {first.addr}:8300: i/o timeout"
@@ -422,7 +450,7 @@ class Cluster:
             if current.leader is None:
                 return None
             nxt = self.raft.get(current.leader)
-            if nxt is None or not self.link_ok(current.node, nxt.node):
+            if nxt is None or not self.rpc_ok(current.node, nxt.node):
                 return None
             current = nxt
         return current if current.state == LEADER else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 _UNITS_NS = {
@@ -17,6 +18,7 @@ _UNITS_NS = {
 _PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
+@functools.lru_cache(maxsize=1024)  # pure; every held blocking query asks again about the same few texts
 def parse_duration_ns(text: str) -> int:
     """time.ParseDuration: `300ms`, `1.5h`, `2h45m`, `0`; raises ValueError like Go errors."""
     s = text

@@ -196,6 +196,44 @@ class AgentApi:
 
     # entry point ------------------------------------------------------------------------------
 
+    def poll_blocked(self, node_name: str, req: ApiRequest) -> Block | bool:
+        """`handle(node_name, req, may_block=True)` for a held query, when that is cheap to know.
+
+        Block: the query would still block (the same jitter drawn as `query` draws it); False: it
+        would answer now; True: not known here (ask `handle`). Known for the keepers' trigger: a
+        stale health-state query on a server's own agent, whose answer `query` takes from the
+        server itself (no forwarding, no RPC that could fail or draw). Raises AgentUnavailable as
+        `handle` does. Nothing is rendered and nothing else changes, as `handle` in these cases.
+        """
+        node = self.cluster.nodes.get(node_name)
+        if node is None or not node.up:
+            raise AgentUnavailable(node_name, refused=True)
+        if node.paused:
+            raise AgentUnavailable(node_name, refused=False)
+        srv = self.cluster.raft.get(node_name)
+        if (
+            srv is None
+            or not node.server
+            or self.acl is not None
+            or req.method != "GET"
+            or not req.path.startswith("/v1/health/state/")
+            or req.path == "/v1/health/state/"
+            or not req.has("stale")
+            or req.has("consistent")
+            or (node_name, req.path) in self._outcomes
+        ):
+            return True
+        try:
+            min_index, wait_ms = self.blocking_params(req)
+        except ApiError:
+            return True
+        if min_index <= 0:
+            return True
+        index = max(srv.fsm.checks_index, 1)
+        if index > min_index:
+            return False
+        return Block(min_index, wait_ms + self._jitter.randrange(wait_ms // 16 + 1))
+
     def handle(self, node_name: str, req: ApiRequest, *, may_block: bool = False) -> Result:
         """Answer `req` on agent `node_name`; raises AgentUnavailable if it cannot answer."""
         node = self.cluster.nodes.get(node_name)
@@ -328,6 +366,15 @@ class AgentApi:
 
     def blocking_params(self, req: ApiRequest) -> tuple[int, int]:
         """(min index, wait ms) as agent/http.go parseWait; 400 on bad values."""
+        # A pure function of the request, asked again at every look at a held query: kept on it.
+        known: tuple[int, int] | None = req.__dict__.get("_blocking_params")
+        if known is not None:
+            return known
+        found = self._blocking_params(req)
+        req.__dict__["_blocking_params"] = found
+        return found
+
+    def _blocking_params(self, req: ApiRequest) -> tuple[int, int]:
         wait_ms = DEFAULT_WAIT_MS
         raw_wait = req.get("wait")
         if raw_wait is not None:

@@ -75,6 +75,8 @@ class RaftHost(Protocol):
 
     def link_ok(self, a: Node, b: Node) -> bool: ...
 
+    def hears(self, listener: Node, speaker: Node) -> bool: ...
+
     def raft_leader_elected(self, server: RaftServer) -> None: ...
 
     def raft_leadership_lost(self, server: RaftServer, reason: str) -> None: ...
@@ -139,6 +141,19 @@ class RaftServer:
         self._on_transfer_done = None
         if was_leader:
             self.host.raft_leadership_lost(self, "shutdown")
+
+    def wipe(self) -> None:
+        """A stopped server's data dir emptied: what hashicorp/raft keeps in its stable store
+        (CurrentTerm, LastVoteTerm, LastVoteCand: raft.go `setCurrentTerm`, `persistVote`), its log
+        and snapshots are gone, so the next start is a server that never was in a cluster."""
+        if self.state != SHUTDOWN:
+            raise ValueError(f"{self.name} is running; stop it before emptying its data dir")
+        self.group = None
+        self.fsm = Fsm()
+        self.term = 0
+        self.voted_term = 0
+        self.voted_for = None
+        self._contact = {}
 
     def bootstrap(self, group: RaftGroup) -> None:
         """raft.BootstrapCluster: the configuration becomes entry 1, the term becomes 1."""
@@ -230,6 +245,9 @@ class RaftServer:
             self._timer.cancel()
         delay = self._timeout(self.host.timings.election_ms)
         self._timer = node_timer(self.host.engine, self.node, delay, self._on_election_timeout, "raft.election")
+        # With pre-vote (hashicorp/raft >= v1.7.0, raft.go preElectSelf; Consul >= 1.20) the term
+        # is bumped only once a majority would vote; without it (electSelf) every election
+        # timeout of a cut-off server bumps its term.
         self._round(prevote=self.host.timings.pre_vote and not transfer, transfer=transfer)
 
     def _on_election_timeout(self) -> None:
@@ -302,6 +320,9 @@ class RaftServer:
         config = self.fsm.config
         if config and not any(s.name == cand and s.voter for s in config):
             return False
+        # hashicorp/raft raft.go requestVote: a known leader rejects the request before the term is
+        # compared, so a lone campaigner's newer term is not adopted by the leader's followers,
+        # nor by the leader itself; the leader learns it only from an answer (see _heartbeat).
         if self.leader is not None and self.leader != cand and not transfer:
             return False  # leader stickiness
         if term < self.term:
@@ -385,9 +406,14 @@ class RaftServer:
             if done is not None:
                 done(True)
 
-    def _peer_in_reach(self, name: str) -> RaftServer | None:
+    def _peer_in_reach(self, name: str, *, both_ways: bool = True) -> RaftServer | None:
+        """The peer, if this server's RPC reaches it (and, with `both_ways`, its answer comes back)."""
         peer = self.host.raft_peer(name)
         if peer is None or peer.state == SHUTDOWN or not self.host.link_ok(self.node, peer.node):
+            return None
+        if not self.host.hears(peer.node, self.node):
+            return None
+        if both_ways and not self.host.hears(self.node, peer.node):
             return None
         if not peer._accepts(self.group):
             return None
@@ -399,14 +425,25 @@ class RaftServer:
         for server in self.fsm.config:
             if server.name == self.name:
                 continue
-            peer = self._peer_in_reach(server.name)
+            # Over a one-way cut the follower may get the AppendEntries while its answer is lost
+            # (a pooled connection, hashicorp/raft net_transport.go): it keeps following, but
+            # the leader's lease does not count it.
+            peer = self._peer_in_reach(server.name, both_ways=False)
             if peer is None:
                 continue
+            answered = self.host.hears(self.node, peer.node)
             if peer.term > self.term:
-                self._step_down(peer.term, "follower has a newer term")
-                return
+                # hashicorp/raft replication.go replicateTo: `resp.Term > req.Term` →
+                # handleStaleTerm → the leader steps down. Without pre-vote (Consul <= 1.19) this
+                # is how a rejoining server whose lone campaigns inflated its term deposes a
+                # healthy leader, and a second election follows.
+                if answered:
+                    self._step_down(peer.term, "follower has a newer term")
+                    return
+                continue  # raft.go appendEntries rejects the older term; the answer never arrives
             peer._on_append(self)
-            self._contact[server.name] = self.now
+            if answered:
+                self._contact[server.name] = self.now
         hb = self.host.timings.heartbeat_ms // 10
         self._hb = node_timer(self.host.engine, self.node, self._timeout(hb), self._heartbeat, "raft.heartbeat")
 
@@ -499,17 +536,18 @@ class RaftServer:
             self._step_down(None, "removed from the configuration")
         return True
 
-    def transfer_leadership(self, on_done: Callable[[bool], None]) -> str | None:
+    def transfer_leadership(self, on_done: Callable[[bool], None], *, to: str | None = None) -> str | None:
         """raft.LeadershipTransfer: catch the most up-to-date voter up and send it TimeoutNow.
 
-        `on_done(True)` runs when this server stops leading, `on_done(False)` after ElectionTimeout
-        if it still leads. Returns the chosen target, or None if no voter is reachable.
+        With `to`, that voter only (raft.LeadershipTransferToServer, api.go). `on_done(True)` runs
+        when this server stops leading, `on_done(False)` after ElectionTimeout if it still leads.
+        Returns the chosen target, or None if no voter is reachable.
         """
         if self.state != LEADER:
             return None
         best: RaftServer | None = None
         for server in self.fsm.config:
-            if not server.voter or server.name == self.name:
+            if not server.voter or server.name == self.name or (to is not None and server.name != to):
                 continue
             peer = self._peer_in_reach(server.name)
             if peer is not None and (best is None or peer.fsm.index > best.fsm.index):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -126,44 +127,114 @@ class Summary:
     failovers: int
 
 
-def _dist(values: Sequence[float]) -> dict[str, float | None]:
-    return {
-        "p50": percentile(values, 50),
-        "p99": percentile(values, 99),
-        "max": max(values) if values else None,
-    }
+def _dist(counts: Mapping[int, int]) -> dict[str, float | None]:
+    """p50, p99 (nearest rank, as `percentile`) and max of values given as value → how often."""
+    n = sum(counts.values())
+    if not n:
+        return {"p50": None, "p99": None, "max": None}
+    ordered = sorted(counts.items())
+
+    def rank(q: float) -> float:
+        wanted, seen = max(1, math.ceil(q / 100 * n)), 0
+        for value, times in ordered:
+            seen += times
+            if seen >= wanted:
+                return value
+        return ordered[-1][0]
+
+    return {"p50": rank(50), "p99": rank(99), "max": ordered[-1][0]}
+
+
+@dataclass
+class Tally:
+    """What a `Summary` is made of, gathered run by run. Tallies of consecutive runs merge: a sweep
+    tallied in chunks (in worker processes, on a cluster) and merged in seed order gives the same
+    Summary as one tally of every run, whatever the chunks. Memory stays bounded in the number of
+    runs: convergence times are kept as value → count, which percentiles need no more than a list."""
+
+    runs: int = 0
+    violating_seeds: dict[str, list[int]] = field(default_factory=dict)  # in order of first appearance
+    from_fault: Counter[int] = field(default_factory=Counter)
+    from_leader: Counter[int] = field(default_factory=Counter)
+    unconverged: int = 0
+    zero_tag_ms: int = 0
+    several_tag_ms: int = 0
+    stale_tag_ms: int = 0
+    runs_with_zero_tag: int = 0
+    runs_with_stale_tag: int = 0
+    joiners: int = 0
+    joined: int = 0
+    calls: dict[str, int] = field(default_factory=dict)
+    throttled: int = 0
+    failovers: int = 0
+
+    def add(self, rec: Recording) -> None:
+        m = run_metrics(rec)
+        self.runs += 1
+        for name in sorted({v.invariant for v in rec.violations}):
+            self.violating_seeds.setdefault(name, []).append(rec.seed)
+        self.from_fault.update(m.convergence_from_fault_ms)
+        self.from_leader.update(m.convergence_from_leader_ms)
+        self.unconverged += m.unconverged
+        self.zero_tag_ms += m.windows.zero_ms
+        self.several_tag_ms += m.windows.several_ms
+        self.stale_tag_ms += m.windows.stale_ms
+        self.runs_with_zero_tag += 1 if m.windows.zero_ms else 0
+        self.runs_with_stale_tag += 1 if m.windows.stale_ms else 0
+        self.joiners += m.joiners
+        self.joined += m.joined
+        for action, n in rec.ec2_calls.items():
+            self.calls[action] = self.calls.get(action, 0) + n
+        self.throttled += rec.throttled
+        self.failovers += rec.failovers
+
+    def merge(self, later: Tally) -> None:
+        """Add the tally of the runs that come after this one's."""
+        self.runs += later.runs
+        for name, seeds in later.violating_seeds.items():
+            self.violating_seeds.setdefault(name, []).extend(seeds)
+        self.from_fault.update(later.from_fault)
+        self.from_leader.update(later.from_leader)
+        for attr in (
+            "unconverged",
+            "zero_tag_ms",
+            "several_tag_ms",
+            "stale_tag_ms",
+            "runs_with_zero_tag",
+            "runs_with_stale_tag",
+            "joiners",
+            "joined",
+            "throttled",
+            "failovers",
+        ):
+            setattr(self, attr, getattr(self, attr) + getattr(later, attr))
+        for action, n in later.calls.items():
+            self.calls[action] = self.calls.get(action, 0) + n
+
+    def summary(self) -> Summary:
+        calls, failovers = self.calls, self.failovers
+        return Summary(
+            runs=self.runs,
+            violations={name: len(seeds) for name, seeds in self.violating_seeds.items()},
+            violating_seeds={name: list(seeds) for name, seeds in self.violating_seeds.items()},
+            convergence_from_fault=_dist(self.from_fault),
+            convergence_from_leader=_dist(self.from_leader),
+            unconverged=self.unconverged,
+            zero_tag_ms=self.zero_tag_ms,
+            several_tag_ms=self.several_tag_ms,
+            stale_tag_ms=self.stale_tag_ms,
+            runs_with_zero_tag=self.runs_with_zero_tag,
+            runs_with_stale_tag=self.runs_with_stale_tag,
+            join_availability=(self.joined / self.joiners) if self.joiners else None,
+            ec2_calls_per_failover={a: n / failovers for a, n in sorted(calls.items())} if failovers else {},
+            ec2_calls_total=dict(sorted(calls.items())),
+            throttled=self.throttled,
+            failovers=failovers,
+        )
 
 
 def summarise(recordings: Iterable[Recording]) -> Summary:
-    recs = list(recordings)
-    metrics = [run_metrics(r) for r in recs]
-    violations: dict[str, int] = {}
-    seeds: dict[str, list[int]] = {}
-    for rec in recs:
-        for name in sorted({v.invariant for v in rec.violations}):
-            violations[name] = violations.get(name, 0) + 1
-            seeds.setdefault(name, []).append(rec.seed)
-    calls: dict[str, int] = {}
-    for rec in recs:
-        for action, n in rec.ec2_calls.items():
-            calls[action] = calls.get(action, 0) + n
-    failovers = sum(r.failovers for r in recs)
-    joiners = sum(m.joiners for m in metrics)
-    return Summary(
-        runs=len(recs),
-        violations=violations,
-        violating_seeds=seeds,
-        convergence_from_fault=_dist([x for m in metrics for x in m.convergence_from_fault_ms]),
-        convergence_from_leader=_dist([x for m in metrics for x in m.convergence_from_leader_ms]),
-        unconverged=sum(m.unconverged for m in metrics),
-        zero_tag_ms=sum(m.windows.zero_ms for m in metrics),
-        several_tag_ms=sum(m.windows.several_ms for m in metrics),
-        stale_tag_ms=sum(m.windows.stale_ms for m in metrics),
-        runs_with_zero_tag=sum(1 for m in metrics if m.windows.zero_ms),
-        runs_with_stale_tag=sum(1 for m in metrics if m.windows.stale_ms),
-        join_availability=(sum(m.joined for m in metrics) / joiners) if joiners else None,
-        ec2_calls_per_failover={a: n / failovers for a, n in sorted(calls.items())} if failovers else {},
-        ec2_calls_total=dict(sorted(calls.items())),
-        throttled=sum(r.throttled for r in recs),
-        failovers=failovers,
-    )
+    tally = Tally()
+    for rec in recordings:
+        tally.add(rec)
+    return tally.summary()

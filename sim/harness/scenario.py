@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tagjoin.core.discover import select_targets
-from tagjoin.core.errors import TagjoinError
+from tagjoin.core.aws.boto_ec2 import BotoEc2
+from tagjoin.core.aws.ec2_api import Ec2Api
 from tagjoin.core.model import MemberStatus
 from tagjoin.core.settings import Scope
 from tagjoin.sim.aws.ec2_account import Ec2World
 from tagjoin.sim.aws.ec2_faults import Ec2Call, Ec2Faults, TokenBucket
+from tagjoin.sim.aws.moto_direct import MotoDirectEc2
 from tagjoin.sim.consul.cluster import Cluster, ClusterConfig, node_name_for
 from tagjoin.sim.consul.cluster_events import (
     LeaderElected,
@@ -25,12 +26,13 @@ from tagjoin.sim.consul.cluster_events import (
     NodeRestarted,
     NodeShutdown,
 )
+from tagjoin.sim.consul.data_dir import wipe_server
 from tagjoin.sim.consul.http_api import AgentApi
-from tagjoin.sim.consul.serf import JoinFailed
 from tagjoin.sim.consul.server_duties import ConsulTimings
-from tagjoin.sim.harness.invariants.observations import NewLeader, Observation, RunEnd, TagWrite
+from tagjoin.sim.harness import booting
+from tagjoin.sim.harness.invariants.observations import Ec2Request, NewLeader, Observation, RunEnd, TagWrite
 from tagjoin.sim.harness.invariants.suite import InvariantSuite
-from tagjoin.sim.harness.recording import FaultSpan, Joiner, LeaderSpan, Recording, TagSample, Write
+from tagjoin.sim.harness.recording import FaultSpan, LeaderSpan, Recording, TagSample, Write
 from tagjoin.sim.harness.tag_runners import HandlerConfig, HandlerFleet
 
 FAULT_KINDS = (
@@ -44,11 +46,24 @@ FAULT_KINDS = (
     "terminate",
     "replace",
     "restart",
+    "rebuild",
+    "one-way-partition",
+    "agent-pause",
+    "stop-start",
+    "two-writers",
+    "ip-reuse",
+    "asg-replace",
+    "cold-start",
+    "restart-all",
 )
 # fenced: `tagjoin keep` on every server; watch: `consul watch -type=checks` running `tagjoin
 # watch-handler` on every server; naive: the scheme as first described, a `nodes` watch on every
 # node running a handler that moves a `true` tag, unfenced.
 STRATEGIES = ("fenced", "watch", "naive")
+EC2_PATHS = ("direct", "boto3")
+# pre-vote: Consul >= 1.20 (hashicorp/raft v1.7.0 added the pre-vote round); no-pre-vote: Consul
+# <= 1.19, where a server that campaigned alone bumped its term and deposes the leader on return.
+RAFT_PROFILES = ("pre-vote", "no-pre-vote")
 TAG_KEY = "consul-leader"
 CLUSTER = "sim"
 
@@ -73,6 +88,27 @@ class ScenarioConfig:
     handlers: bool = True
     cleanup_dead_servers: bool = True  # autopilot's default; it force-leaves a crashed server
     keep_health_consistency: str | None = "stale"  # KeepConfig.health_consistency of every keeper
+    # How the handlers reach moto: "direct" on its EC2 models (tagjoin.sim.aws.moto_direct, sweeps),
+    # "boto3" through botocore and moto's HTTP layer (the reference path: sim serve, the console demo).
+    ec2: str = "direct"
+    consul_http: str = "in-process"  # or "httpx": HandlerConfig.consul_http
+    raft_profile: str = "pre-vote"  # one of RAFT_PROFILES
+    # Adversarial schedules, so that a wrong decision in core fails a sweep (benchmarks/mutants.py).
+    decoys: int = 2  # instances outside the cluster scope carrying the leader tag key, with high terms
+    ec2_page_size: int | None = 1  # MaxResults of the handlers' reads; None leaves EC2's (no paging here)
+    # Further faults per seed while the first is on: the leader paused mid-pass (not naive). Off by
+    # default, since it changes every seed's schedule; benchmarks/mutants.py sweeps with it on.
+    extra_faults: int = 0
+    # What a sweep reports these runs under (Recording.strategy); the strategy when empty. A sweep
+    # that runs one strategy under two raft profiles names them apart: "fenced/no-pre-vote".
+    label: str = ""
+    # What booting nodes run as `tagjoin boot-plan`: core.boot.plan_boot unless a test proves the
+    # simulator catches a broken one (sim/harness/booting.py).
+    boot_policy: booting.BootPolicy | None = None
+
+    @property
+    def run_label(self) -> str:
+        return self.label or self.strategy
 
 
 @dataclass
@@ -100,6 +136,9 @@ class Scenario:
     _last_tags: dict[str, str] | None = None
     _newest_term: int = 0
     healed_at: int = 0  # when the last fault was over (a permanent one counts from its start)
+    fault_kind: str = ""  # this seed's fault, drawn before the nodes boot (cold-start changes the boot)
+    leading: dict[str, int] = field(default_factory=dict)  # node → since when it leads (C1)
+    led_until: dict[str, int] = field(default_factory=dict)  # node → when it last stopped leading (C1)
 
 
 def run_scenario(config: ScenarioConfig, *, keep_log: bool = False) -> Recording:
@@ -115,14 +154,19 @@ def run_scenario(config: ScenarioConfig, *, keep_log: bool = False) -> Recording
 def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
     if config.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {config.strategy!r}; use one of {', '.join(STRATEGIES)}")
+    if config.raft_profile not in RAFT_PROFILES:
+        raise ValueError(f"unknown raft profile {config.raft_profile!r}; use one of {', '.join(RAFT_PROFILES)}")
     timings = ConsulTimings(cleanup_dead_servers=config.cleanup_dead_servers)
-    cluster = Cluster(config.seed, ClusterConfig(raft_multiplier=config.raft_multiplier, consul=timings))
+    pre_vote = config.raft_profile == "pre-vote"
+    cluster = Cluster(
+        config.seed, ClusterConfig(raft_multiplier=config.raft_multiplier, pre_vote=pre_vote, consul=timings)
+    )
     engine = cluster.engine
     api = AgentApi(cluster)
     faults = Ec2Faults(clock=lambda: engine.now / 1000.0)
-    client = faults.attach(world.client(), "handlers")
+    ec2 = ec2_api(config.ec2, world, faults, "handlers", page_size=config.ec2_page_size)
     scope = Scope(tag_key=TAG_KEY, cluster=CLUSTER)
-    rec = Recording(config.seed, config.strategy, config.duration_ms)
+    rec = Recording(config.seed, config.run_label, config.duration_ms)
     holder: list[Scenario] = []
 
     def log(node: str, text: str) -> None:
@@ -132,45 +176,65 @@ def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
     fleet = HandlerFleet(
         cluster,
         api,
-        client,
-        HandlerConfig(config.strategy, scope, health_consistency=config.keep_health_consistency),
+        ec2,
+        HandlerConfig(
+            config.strategy, scope, health_consistency=config.keep_health_consistency, consul_http=config.consul_http
+        ),
         on_step=lambda _node: _sample_tags(holder[0]),
         log=log,
     )
-    s = Scenario(config, world, cluster, api, fleet, faults, rec, InvariantSuite.standard(config.settle_ms))
+    # C1 applies where followers must not call EC2: the naive scheme calls it from every node.
+    suite = InvariantSuite.standard(config.settle_ms, ec2_cost=config.strategy != "naive")
+    s = Scenario(config, world, cluster, api, fleet, faults, rec, suite)
     holder.append(s)
     faults.add_observer(lambda call: _observe_write(s, call))
+    if config.strategy != "naive":
+        faults.add_observer(lambda call: _observe_call(s, call))
+    if config.inject_faults:
+        s.fault_kind = config.faults[cluster.engine.streams.get("scenario.fault").randrange(len(config.faults))]
     _populate(s)
+    _launch_decoys(s)
     _subscribe(s)
     if config.inject_faults:
         _schedule_fault(s)
+        # A pause in the middle of core's pass; the naive handler (no pass, no fence) keeps its one fault.
+        for n in range(config.extra_faults if config.strategy != "naive" else 0):
+            _schedule_paused_pass(s, n)
     _schedule_joiners(s)
     return s
 
 
+def ec2_api(path: str, world: Ec2World, faults: Ec2Faults, label: str, *, page_size: int | None = None) -> Ec2Api:
+    """The handlers' `Ec2Api` on `world`, behind the fault plane `faults`: both paths end in moto.
+
+    `page_size` asks EC2 for pages of that many reservations, so the store's paging is exercised."""
+    if path == "direct":
+        return MotoDirectEc2(world.region, faults, label, max_results=page_size)
+    if path == "boto3":
+        return BotoEc2(faults.attach(world.client(), label), max_results=page_size)
+    raise ValueError(f"unknown EC2 path {path!r}; use one of {', '.join(EC2_PATHS)}")
+
+
 def _populate(s: Scenario) -> None:
     cfg, cluster = s.config, s.cluster
-    for i in range(cfg.servers):
+    # Servers come up in a seeded order: which server bootstraps, and so usually leads first,
+    # differs from seed to seed. Each node boots through the deploy kit's boot logic.
+    order = list(range(cfg.servers))
+    cluster.engine.streams.get("scenario.boot-order").shuffle(order)
+    nodes: list[tuple[str, str, bool]] = []
+    for i in order:
         ip = f"10.0.{i % 14 + 1}.{10 + i // 14}"
-        name = node_name_for(ip)
-        _launch(s, name, ip)
-        cluster.add_server(name, ip, bootstrap_expect=min(cfg.servers, 3) if cfg.servers >= 3 else cfg.servers)
-        s.fleet.add(name)
+        nodes.append((node_name_for(ip), ip, True))
     for k in range(cfg.clients):
         ip = f"10.0.{k % 14 + 1}.{100 + k // 14}"
-        name = node_name_for(ip)
-        _launch(s, name, ip)
-        cluster.add_client(name, ip)
-        if cfg.strategy == "naive":
-            s.fleet.add(name)  # the naive scheme puts a `nodes` watch on every node, clients too
-    first = cluster.servers()[0]
-    first_ip = cluster.nodes[first].ip
-    for name in sorted(cluster.nodes):
-        if name != first:
-            cluster.join(name, first_ip)
-    if cfg.handlers:
-        for name in sorted(s.fleet.handlers):
-            _start_tag_process(s, name)
+        nodes.append((node_name_for(ip), ip, False))
+    booting.boot_initial(
+        s,
+        nodes,
+        cold=s.fault_kind == "cold-start",
+        launch=lambda name, ip: _launch(s, name, ip),
+        start_tag_process=lambda name: _start_tag_process(s, name),
+    )
 
 
 def _launch(s: Scenario, name: str, ip: str) -> None:
@@ -179,10 +243,53 @@ def _launch(s: Scenario, name: str, ip: str) -> None:
     s.known_instances.add(iid)
 
 
+def _launch_decoys(s: Scenario) -> None:
+    """Other workloads of the account carrying the leader tag key with terms above any this run
+    reaches: only the cluster scope keeps them out of every read, write and join target."""
+    for j in range(s.config.decoys):
+        tags = {TAG_KEY: str(900 + j), s.world.cluster_tag_key: "other"}
+        s.world.launch_outside(f"decoy-{j}", f"10.0.{j % 14 + 1}.{150 + j // 14}", tags)
+
+
+def _schedule_paused_pass(s: Scenario, n: int) -> None:
+    """A further fault while the first is on: the leader of that moment is stopped in the middle of
+    its next pass, at a call drawn anywhere in it (after its quorum read, after its read of the tags,
+    after its last look), and a client's crash wakes every keeper so that the pass comes at once.
+    Meanwhile another server usually takes over; the paused one resumes with what it saw before."""
+    cfg, engine = s.config, s.cluster.engine
+    rng = engine.streams.get("scenario.extra-fault", str(n))
+    at = rng.randint(cfg.fault_window_ms[0], cfg.fault_window_ms[1] + 10_000)
+    after_calls, pause_ms = rng.randint(1, 7), rng.randint(4_000, 15_000)
+
+    def inject() -> None:
+        leader = s.cluster.leader()
+        if leader is None:
+            return
+
+        def pause() -> None:
+            end = engine.now + pause_ms
+            s.healed_at = max(s.healed_at, end)
+            s.rec.faults.append(FaultSpan(engine.now, end, "paused-pass", leader))
+            s.rec.schedule.append(f"t={engine.now}ms paused-pass {leader} after {after_calls} calls for {pause_ms}ms")
+            _safe(lambda: s.cluster.pause(leader, pause_ms))
+
+        s.fleet.interrupt_next_pass(leader, after_calls, pause, one_pass=True)
+        clients = [c for c in s.cluster.clients() if s.cluster.is_up(c)]
+        if clients:
+            victim = clients[rng.randrange(len(clients))]
+            s.healed_at = max(s.healed_at, engine.now + 5_000)
+            s.cluster.crash(victim)
+            engine.schedule(5_000, lambda: reboot(s, victim), "fault.paused-pass.end")
+
+    engine.schedule_at(at, inject, "fault.paused-pass")
+
+
 def _start_tag_process(s: Scenario, node: str) -> None:
     """What the strategy runs on `node` starts with the agent: `tagjoin keep`, at a random phase of
-    its poll interval, or `consul watch` with its handler."""
-    if s.config.strategy == "fenced":
+    its poll interval, or `consul watch` with its handler. A second process on a node is keyed
+    "<node>/keep" or "<node>/watch" (see add_second_writers)."""
+    role = node.partition("/")[2] or ("keep" if s.config.strategy == "fenced" else "watch")
+    if role == "keep":
         interval = s.fleet.config.keep_interval_ms
         s.fleet.start_keeper(node, after_ms=s.cluster.engine.streams.get("keeper.phase", node).randint(0, interval))
     else:
@@ -193,6 +300,7 @@ def _subscribe(s: Scenario) -> None:
     cluster, fleet = s.cluster, s.fleet
 
     def elected(ev: LeaderElected) -> None:
+        s.leading.setdefault(ev.node_name, ev.t)
         s._newest_term = max(s._newest_term, ev.term)
         if s._top is not None and ev.term <= s._top.term:
             return
@@ -203,23 +311,31 @@ def _subscribe(s: Scenario) -> None:
         _observe(s, NewLeader(ev.t, ev.node_name, ev.term, frozenset(li.group for li in cluster.leaders())))
 
     def lost(ev: LeadershipLost) -> None:
+        _stops_leading(s, ev.node_name, ev.t)
         if s._top is not None and s._top.node == ev.node_name and s._top.term == ev.term:
             _close_top(s, ev.t)
 
     def down(ev: NodeCrashed | NodeShutdown) -> None:
+        _stops_leading(s, ev.node_name, ev.t)
         fleet.stop(ev.node_name)
         if s._top is not None and s._top.node == ev.node_name:
             _close_top(s, ev.t)
 
     def restarted(ev: NodeRestarted) -> None:
-        if ev.node_name in fleet.handlers and s.config.handlers:
-            _start_tag_process(s, ev.node_name)
+        for key in sorted(fleet.handlers):
+            if fleet.handlers[key].host == ev.node_name and s.config.handlers:
+                _start_tag_process(s, key)
 
     cluster.subscribe(LeaderElected, elected)
     cluster.subscribe(LeadershipLost, lost)
     cluster.subscribe(NodeCrashed, down)
     cluster.subscribe(NodeShutdown, down)
     cluster.subscribe(NodeRestarted, restarted)
+
+
+def _stops_leading(s: Scenario, node: str, t: int) -> None:
+    if s.leading.pop(node, None) is not None:
+        s.led_until[node] = t
 
 
 def _close_top(s: Scenario, t: int) -> None:
@@ -284,6 +400,25 @@ def _observe_write(s: Scenario, call: Ec2Call) -> None:
             _observe(s, observed)
 
 
+def _observe_call(s: Scenario, call: Ec2Call) -> None:
+    """C1's view of an EC2 request attempt by a core tag process; boot lookups have no process."""
+    h = s.fleet.current_process
+    if h is None:
+        return
+    now = s.cluster.engine.now
+    started = h.pass_started if h.in_pass else None
+    led = started is not None and (h.host in s.leading or s.led_until.get(h.host, -1) >= started)
+    if started is not None:
+        h.pass_calls += 1
+    # Two paged reads (the tagged instances, our own), one create, one delete per other holder;
+    # each request retried at most max_attempts times. Every instance of the scope may hold a tag.
+    scope = len(s.known_instances)
+    page = s.config.ec2_page_size or 1000
+    pages = max(1, -(-scope // page))
+    budget = s.fleet.config.max_attempts * (2 * pages + 1 + scope)
+    _observe(s, Ec2Request(now, h.node, call.action, started, led, h.pass_calls, budget))
+
+
 def _live_server(s: Scenario, iid: str) -> bool:
     node = s.world.node_of(iid)
     return node in s.cluster.servers() and s.cluster.is_up(node)
@@ -294,8 +429,12 @@ def _live_server(s: Scenario, iid: str) -> bool:
 
 def _schedule_fault(s: Scenario) -> None:
     cfg, engine = s.config, s.cluster.engine
-    rng = engine.streams.get("scenario.fault")
-    kind = cfg.faults[rng.randrange(len(cfg.faults))]
+    rng = engine.streams.get("scenario.fault")  # its first draw picked s.fault_kind (build)
+    kind = s.fault_kind
+    if kind == "cold-start":
+        return  # the whole run is the fault: the nodes boot a new cluster (booting.boot_initial)
+    if kind == "two-writers":
+        add_second_writers(s)  # the kit ships both from the start
     at = rng.randint(*cfg.fault_window_ms)
     scale = cfg.raft_multiplier / 5
     duration = int(rng.randint(5_000, 20_000) * max(scale, 0.2))
@@ -307,6 +446,8 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
     cluster, engine = s.cluster, s.cluster.engine
     leader = cluster.leader()
     servers = cluster.servers()
+    if not servers:
+        return  # no server agent ever started (a boot that never starts Consul): nothing to fault
     f.target = leader or servers[0]
     end = engine.now + f.duration
 
@@ -329,6 +470,9 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
         span()
         cluster.crash(f.target)
         later(lambda: reboot(s, f.target))
+    elif f.kind == "restart-all":
+        f.target = "all"
+        span(until=booting.restart_all(s, servers, f.duration))
     elif f.kind == "partition":
         span()
         minority = [f.target, *[n for n in servers if n != f.target][: (len(servers) - 1) // 2 - 1]]
@@ -369,6 +513,68 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
         span()
         cluster.crash(f.target)
         later(lambda: _replace(s, f.target))
+    elif f.kind == "rebuild":
+        span()
+        for node in servers:
+            cluster.crash(node)
+        _leave_debris(s, k)
+        later(lambda: _rebuild(s, servers))
+    elif f.kind == "one-way-partition":
+        # Even k: the leader hears no other server while they still hear it. Odd k: one follower
+        # stops hearing the leader, campaigns alone and, without pre-vote, inflates its term.
+        others = [n for n in servers if n != f.target]
+        deaf, speakers = (others[k // 2 % len(others)], [f.target]) if k % 2 and others else (f.target, others)
+        f.target = deaf
+        span()
+        cluster.one_way_partition(deaf, speakers)
+        later(cluster.heal)
+    elif f.kind == "agent-pause":
+        # The Consul agent alone is stopped (SIGSTOP): the keeper runs on and its calls to the
+        # agent hang; odd k pauses it between two calls of the keeper's next pass.
+        span()
+
+        def pause_agent() -> None:
+            _safe(lambda: cluster.pause(f.target, f.duration, alone=True))
+
+        if k % 2:
+            s.fleet.interrupt_next_pass(f.target, 1 + k % 3, pause_agent)
+        else:
+            pause_agent()
+    elif f.kind == "stop-start":
+        span()
+        stop_start(s, f.target, f.duration)
+    elif f.kind == "two-writers":
+        # Every tag process on every server stalls once mid-pass, and leadership moves meanwhile:
+        # the leader crashes, leaves, or (k % 3 == 2) is moved away, back and away again a few
+        # seconds apart, so passes of several terms are in flight on one node at once.
+        span()
+        for key in sorted(s.fleet.handlers):
+            stall = engine.streams.get("scenario.stall", key)
+            s.fleet.stall_next_pass(key, stall.randint(0, 6), stall.randint(500, 10_000))
+        if k % 3 == 2:
+            other = [n for n in servers if n != f.target][k % (len(servers) - 1)] if len(servers) > 1 else f.target
+            gap = engine.streams.get("scenario.flip").randint(1_000, 4_000)
+            _flip_flop(s, (other, f.target, other), gap)
+        else:
+            if k % 3:
+                _safe(lambda: cluster.leave(f.target))
+            else:
+                cluster.crash(f.target)
+            later(lambda: reboot(s, f.target))
+    elif f.kind in ("ip-reuse", "asg-replace"):
+        # The leader's instance is terminated. ip-reuse: another cluster's instance comes up on its
+        # private IP, carrying that cluster's own leader tag. asg-replace: the group launches a
+        # new server with a new name, node ID and empty Raft data.
+        span(until=s.config.duration_ms if f.kind == "ip-reuse" else end)
+        ip = cluster.nodes[f.target].ip
+        cluster.crash(f.target)
+        s.world.terminate(s.node_instance[f.target])
+        _sample_tags(s)
+        if f.kind == "ip-reuse":
+            decoy = {TAG_KEY: str(1000 + k), s.world.cluster_tag_key: "other"}
+            later(lambda: _reuse_ip(s, ip, decoy))
+        else:
+            later(lambda: asg_replacement(s, f"10.0.{k % 14 + 1}.60"))
     else:
         raise ValueError(f"unknown fault {f.kind!r}; known: {', '.join(FAULT_KINDS)}")
 
@@ -381,22 +587,105 @@ def _safe(action: Callable[[], None]) -> None:
             raise
 
 
+def _leave_debris(s: Scenario, k: int) -> None:
+    """The old cluster ran long: a tag with a term the rebuilt cluster will not reach for a long
+    time stays on one of its running instances (a follower's, a client's), beside the tag its last
+    leader left. Put there by no keeper, so no invariant judges the write itself."""
+    nodes = sorted(n for n, iid in s.node_instance.items() if s.world.state_of(iid) == "running")
+    iid = s.node_instance[nodes[k % len(nodes)]]
+    s.world.client().create_tags(Resources=[iid], Tags=[{"Key": TAG_KEY, "Value": str(90 + k)}])
+    _sample_tags(s)
+
+
+def _rebuild(s: Scenario, servers: list[str]) -> None:
+    """Every server starts again from an empty data dir and joins through the tags, as at boot.
+
+    No invariant needs to know of the new incarnation: every server crashed first, so the followed
+    leader's span is closed and the rebuilt cluster's term-1 leader is followed afresh (`elected`
+    compares terms only with a leader still in office), and S3 compares writes only with the tag
+    of the leader in office, never terms across the rebuild.
+    """
+    for node in servers:
+        wipe_server(s.cluster, node)
+    for node in servers:
+        s.cluster.restart(node)
+    for node in servers:
+        _boot_join(s, node, s.config.join_deadline_ms, record=False)
+
+
+def _flip_flop(s: Scenario, targets: tuple[str, ...], gap_ms: int) -> None:
+    """An operator moves leadership to each of `targets` in turn, `gap_ms` apart."""
+    cluster = s.cluster
+    for i, to in enumerate(targets):
+
+        def move(to: str = to) -> None:
+            leader = cluster.leader()
+            if leader is not None and leader != to:
+                cluster.transfer_leader(leader, to)
+
+        cluster.engine.schedule(i * gap_ms, move, "fault.transfer-leader")
+
+
+def add_second_writers(s: Scenario) -> None:
+    """Both mechanisms the kit ships on every server: `tagjoin keep` and a `consul watch` running
+    `tagjoin watch-handler`, sharing the node's handoff lock (core/pass_lock.py). The naive
+    baseline gets a second `nodes` watch of its own."""
+    second = "keep" if s.config.strategy == "watch" else "watch"
+    for node in s.cluster.servers():
+        key = f"{node}/{second}"
+        if key not in s.fleet.handlers:
+            s.fleet.add(node, key=key)
+            if s.config.handlers and s.cluster.is_up(node):
+                _start_tag_process(s, key)
+
+
+def _reuse_ip(s: Scenario, ip: str, tags: dict[str, str]) -> None:
+    s.world.launch_outside(f"other-{ip.replace('.', '-')}", ip, tags)
+    _sample_tags(s)
+
+
+def asg_replacement(s: Scenario, ip: str) -> None:
+    """A new server instance the Auto Scaling group launched: new name, node ID, empty Raft data.
+    It joins through the tags; Consul adds it to Raft as a non-voter that autopilot promotes once
+    stable, and autopilot removes the dead server (ServerDuties models both)."""
+    name = node_name_for(ip)
+    _launch(s, name, ip)
+    s.cluster.add_server(name, ip, bootstrap_expect=min(s.config.servers, 3))
+    s.fleet.add(name)
+    if s.config.handlers:
+        _start_tag_process(s, name)
+    _boot_join(s, name, s.config.join_deadline_ms, record=False)
+
+
+def stop_start(s: Scenario, node: str, duration_ms: int) -> None:
+    """EC2 StopInstances then StartInstances: the same instance id and private IP, the instance
+    `stopped` to EC2 readers meanwhile. The shutdown sends the agent SIGTERM, and a server does
+    not leave on it (Consul's `leave_on_terminate` defaults to false for servers), so Raft and
+    Serf see a failure, as after a crash."""
+    iid = s.node_instance[node]
+    s.cluster.crash(node)
+    s.world.stop(iid)
+    _sample_tags(s)
+
+    def start() -> None:
+        s.world.start(iid)
+        _sample_tags(s)
+        reboot(s, node)
+
+    s.cluster.engine.schedule(duration_ms, start, "fault.stop-start.end")
+
+
 def _replace(s: Scenario, node: str) -> None:
     new_iid, new_ip = s.world.replace(node)
     s.node_instance[node] = new_iid
     s.known_instances.add(new_iid)
     _sample_tags(s)
-    s.cluster.restart(node, ip=new_ip)
-    _boot_join(s, node, s.config.join_deadline_ms, record=False)
+    booting.restart(s, node, ip=new_ip)
 
 
 def reboot(s: Scenario, node: str) -> None:
     """The agent starts again and, like a booting node, joins what the tag points to."""
-    n = s.cluster.node(node)
-    if n is None or n.up:
-        return
-    s.cluster.restart(node)
-    _boot_join(s, node, s.config.join_deadline_ms, record=False)
+    booting.restart(s, node)
 
 
 # joiners ---------------------------------------------------------------------------------------
@@ -414,53 +703,21 @@ def _schedule_joiners(s: Scenario) -> None:
 def _new_joiner(s: Scenario, ip: str) -> None:
     name = node_name_for(ip)
     _launch(s, name, ip)
-    s.cluster.add_client(name, ip)
-    if s.config.strategy == "naive":
-        s.fleet.add(name)
-        if s.config.handlers:
-            _start_tag_process(s, name)
-    _boot_join(s, name, s.config.join_deadline_ms, record=True)
+
+    def start() -> None:
+        s.cluster.add_client(name, ip)
+        if s.config.strategy == "naive":
+            s.fleet.add(name)
+            if s.config.handlers:
+                _start_tag_process(s, name)
+
+    booting.boot(s, name, ip, server=False, start=start, record=True)
 
 
 def _boot_join(s: Scenario, node: str, deadline_ms: int, *, record: bool) -> None:
-    """`tagjoin targets` then `consul agent -retry-join …`: retry until joined or the deadline."""
-    engine = s.cluster.engine
-    arrive = engine.now
-    store = s.fleet.handlers[node].store if node in s.fleet.handlers else s.fleet.store_for(node)
-
-    def attempt() -> None:
-        n = s.cluster.node(node)
-        if n is None or not n.up:
-            return
-        via = None
-        try:
-            tagged = store.tagged_instances()
-        except TagjoinError:
-            tagged = []
-        targets = select_targets(tagged, tag_key=TAG_KEY, own_addresses={n.ip})
-        for addr in targets.addresses:
-            try:
-                s.cluster.join(node, addr)
-            except JoinFailed:
-                continue
-            via = addr
-            break
-        if via is not None and _member_of_leader(s, node):
-            if record:
-                s.rec.joiners.append(Joiner(arrive, engine.now, via))
-            return
-        if engine.now - arrive + s.config.join_retry_ms > deadline_ms:
-            if record:
-                s.rec.joiners.append(Joiner(arrive, None, None))
-            return
-        engine.schedule(s.config.join_retry_ms, attempt, "joiner.retry", node)
-
-    attempt()
-
-
-def _member_of_leader(s: Scenario, node: str) -> bool:
-    leader = s.cluster.leader()
-    return leader is not None and s.cluster.member_status(leader, node) == MemberStatus.ALIVE
+    """boot-join.sh for an agent the caller has just started: plan_boot, then the agent's retry_join."""
+    del deadline_ms  # Consul's retry_join has no deadline (retry_max = 0); joiners record theirs
+    booting.join_started(s, node, record=record)
 
 
 # end of run --------------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ import logging
 import random
 from collections.abc import Callable, Generator, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tagjoin.core.aws.boto_ec2 import BotoEc2
+from tagjoin.core.aws.ec2_api import Ec2Api
 from tagjoin.core.aws.tag_store import TagStore
 from tagjoin.core.consul.client import ConsulClient
 from tagjoin.core.consul.settings import ConsulSettings
@@ -32,12 +32,10 @@ from tagjoin.core.settings import Scope
 from tagjoin.core.watch_handler import handle_event
 from tagjoin.sim.consul.cluster import Cluster
 from tagjoin.sim.consul.http_api import AgentApi, AgentUnavailable, ApiRequest, Block, HeldRequest
+from tagjoin.sim.consul.in_process import InProcessHttp
 from tagjoin.sim.harness.consul_watch import WatchExit, consul_watch
 from tagjoin.sim.harness.naive_strategy import naive_pass
 from tagjoin.sim.kernel.engine import Engine, SimClock
-
-if TYPE_CHECKING:
-    from mypy_boto3_ec2 import EC2Client
 
 Steps = Generator[Checkpoint, None, Any]
 
@@ -58,6 +56,10 @@ class HandlerConfig:
     health_consistency: str | None = "stale"  # the keeper's trigger query (KeepConfig)
     restart_ms: int = 5_000  # systemd's RestartSec for a killed keeper
     max_attempts: int = 4
+    # How ConsulClient's requests reach the agent: "in-process" answers `request()` from the agent
+    # API directly (tagjoin.sim.consul.in_process, sweeps); "httpx" through httpx's client and the
+    # agent's transport (the reference path). The same seed gives the same trace on either.
+    consul_http: str = "in-process"
 
 
 class _NodeLog(logging.LoggerAdapter[logging.Logger]):
@@ -90,7 +92,16 @@ class NodeHandler:
     in_handler: bool = False  # the watch is running its handler (a pass), not waiting on its query
     dead_until: int = -1  # killed by a handler-crash fault until then
     interrupt: tuple[int, Callable[[], None] | None] | None = None  # (calls left, action; None = kill)
+    stall: tuple[int, int] | None = None  # (calls left, ms): the process alone stalls mid-pass
     reports: list[Report] = field(default_factory=list)
+    machine: str = ""  # the node it runs on, when a second process there is keyed "<node>/<what>"
+    pass_started: int | None = None  # when its current handoff pass began (C1 judges its EC2 calls)
+    pass_calls: int = 0  # EC2 request attempts of that pass
+    interrupt_one_pass: bool = False  # the interrupt lapses when the pass it fell into ends short of it
+
+    @property
+    def host(self) -> str:
+        return self.machine or self.node
 
     @property
     def in_pass(self) -> bool:
@@ -104,7 +115,7 @@ class HandlerFleet:
         self,
         cluster: Cluster,
         api: AgentApi,
-        client: EC2Client,
+        ec2: Ec2Api,
         config: HandlerConfig,
         *,
         on_step: Callable[[str], None],
@@ -113,7 +124,7 @@ class HandlerFleet:
         self.cluster = cluster
         self.engine: Engine = cluster.engine
         self.api = api
-        self.client = client
+        self.ec2 = ec2  # every node's EC2 API: one simulated account, its calls told apart by `current`
         self.config = config
         self.on_step = on_step  # called after each API call, e.g. to sample the tags
         self.log = log
@@ -121,26 +132,29 @@ class HandlerFleet:
         self._locks: dict[str, int] = {}  # node → the owner holding its handoff lock
         self._owners: dict[str, int] = {}
         self.current: str | None = None  # whose call is in flight, for EC2 call attribution
+        self.current_process: NodeHandler | None = None  # the process making it
 
     def store_for(self, node: str, clock: SimClock | None = None) -> TagStore:
-        """A TagStore on the shared client, as `node` builds it (with its own backoff stream)."""
+        """A TagStore on the shared EC2 API, as `node` builds it (with its own backoff stream)."""
         return TagStore(
-            BotoEc2(self.client),
+            self.ec2,
             self.config.scope,
             clock=clock or SimClock(self.engine),
             rng=self.engine.streams.get("handler.backoff", node),
             max_attempts=self.config.max_attempts,
         )
 
-    def add(self, node: str) -> NodeHandler:
+    def add(self, node: str, *, key: str | None = None) -> NodeHandler:
+        """The tag process of `node`; with `key` (e.g. "<node>/watch") a further one on the same node."""
+        name = key or node
         clock = SimClock(self.engine)
-        consul = ConsulClient(
-            ConsulSettings(address=f"{node}.agent:8500", timeout=CLIENT_TIMEOUT_S),
-            transport=self.api.transport_for(node),
-        )
-        store = self.store_for(node, clock)
-        handler = NodeHandler(node, consul, store, clock, self.engine.streams.get("handler.latency", node))
-        self.handlers[node] = handler
+        settings = ConsulSettings(address=f"{node}.agent:8500", timeout=CLIENT_TIMEOUT_S)
+        http = InProcessHttp(self.api, node, settings) if self.config.consul_http == "in-process" else None
+        consul = ConsulClient(settings, transport=self.api.transport_for(node), http=http)
+        store = self.store_for(name, clock)
+        handler = NodeHandler(name, consul, store, clock, self.engine.streams.get("handler.latency", name))
+        handler.machine = node
+        self.handlers[name] = handler
         return handler
 
     # the fenced keeper ---------------------------------------------------------------------------
@@ -160,7 +174,7 @@ class HandlerFleet:
                 anti_entropy=self.config.anti_entropy_ms / 1000,
                 health_consistency=self.config.health_consistency,
             ),
-            lock=self._lock(node),
+            lock=self._lock(h.host),
             logger=_NodeLog(node, self.log),
         )
         h.keeper = keeper
@@ -178,7 +192,7 @@ class HandlerFleet:
         self._close(h)
         kind = "nodes" if self.config.strategy == "naive" else "checks"
         h.running = consul_watch(
-            self.api, node, kind, h.clock, lambda payload, index: self._handler_run(h, payload, index)
+            self.api, h.host, kind, h.clock, lambda payload, index: self._handler_run(h, payload, index)
         )
         self._schedule_step(h, after_ms)
 
@@ -194,7 +208,7 @@ class HandlerFleet:
                     return 1  # the shell handler stops at its first failed command
                 self.log(h.node, f"naive: {what}")
                 return 0
-            run = yield from handle_event(payload, index, h.consul, h.store, h.clock, lock=self._lock(h.node))
+            run = yield from handle_event(payload, index, h.consul, h.store, h.clock, lock=self._lock(h.host))
             for line in (*run.stderr, *run.stdout):
                 self.log(h.node, line)
             if run.report is not None:
@@ -210,18 +224,29 @@ class HandlerFleet:
 
     # faults --------------------------------------------------------------------------------------
 
-    def interrupt_next_pass(self, node: str, after_calls: int, action: Callable[[], None] | None = None) -> None:
+    def interrupt_next_pass(
+        self, node: str, after_calls: int, action: Callable[[], None] | None = None, *, one_pass: bool = False
+    ) -> None:
         """Between two API calls of the node's next pass: kill the process (None) or run `action`,
-        e.g. a stop-the-world pause of the node."""
+        e.g. a stop-the-world pause of the node. With `one_pass`, a pass that ends before its
+        `after_calls`-th call takes the interrupt with it, rather than leaving it to a pass much later."""
         h = self.handlers.get(node)
         if h is not None:
             h.interrupt = (after_calls, action)
+            h.interrupt_one_pass = one_pass
+
+    def stall_next_pass(self, key: str, after_calls: int, stall_ms: int) -> None:
+        """Between two API calls of the process's next pass, it alone stalls for `stall_ms` (CPU
+        starvation, a slow disk); its agent and the rest of the node go on."""
+        h = self.handlers.get(key)
+        if h is not None:
+            h.stall = (after_calls, stall_ms)
 
     def stop(self, node: str) -> None:
-        """The node's process died: whatever it was doing dies with it."""
-        h = self.handlers.get(node)
-        if h is not None:
-            self._close(h)
+        """The node's agent died with the machine or its unit: every tag process on it dies too."""
+        for h in list(self.handlers.values()):
+            if h.host == node:
+                self._close(h)
 
     def _close(self, h: NodeHandler) -> None:
         if h.running is not None:
@@ -238,17 +263,23 @@ class HandlerFleet:
 
     def _schedule_step(self, h: NodeHandler, delay: int) -> None:
         steps = h.running
-        epoch = self._epoch(h.node)
+        epoch = self._epoch(h.host)
 
         def step() -> None:
-            if h.running is not steps or self._epoch(h.node) != epoch:
+            if h.running is not steps or self._epoch(h.host) != epoch:
                 return  # the process restarted or the run was dropped meanwhile
-            if not self.cluster.is_responsive(h.node):
+            if not self._runs(h.host):
                 self.engine.schedule(50, step, "handler.wait-resume", h.node)  # paused: nothing runs
                 return
             self._advance(h)
 
         self.engine.schedule(delay, step, "handler.step", h.node)
+
+    def _runs(self, node: str) -> bool:
+        """The node's processes run: its agent is responsive, or only the agent is paused (its
+        calls then hang until the client's timeout)."""
+        n = self.cluster.node(node)
+        return n is not None and n.up and (not n.paused or n.paused_alone)
 
     def _epoch(self, node: str) -> int:
         n = self.cluster.node(node)
@@ -268,8 +299,17 @@ class HandlerFleet:
                     self._schedule_step(h, 0)  # runs on once the node can
                 return
             h.interrupt = (calls - 1, action)
-        self.current = h.node
+        if h.stall is not None and h.in_pass:
+            calls, stall_ms = h.stall
+            if calls <= 0:
+                h.stall = None
+                self.log(h.node, f"process stalls mid-pass for {stall_ms} ms")
+                self._schedule_step(h, stall_ms)
+                return
+            h.stall = (calls - 1, stall_ms)
+        self.current, self.current_process = h.host, h
         passes = len(h.keeper.passes) if h.keeper is not None else 0
+        entering = not h.in_pass
         try:
             checkpoint = next(h.running)
         except StopIteration as done:
@@ -280,8 +320,15 @@ class HandlerFleet:
             self._finished(h, None)
             return
         finally:
-            self.current = None
+            self.current, self.current_process = None, None
             self.on_step(h.node)
+        # A pass makes no call before its first checkpoint, so it counts from the step that entered it.
+        if not h.in_pass:
+            if not entering and h.interrupt_one_pass:
+                h.interrupt, h.interrupt_one_pass = None, False
+            h.pass_started = None
+        elif entering:
+            h.pass_started, h.pass_calls = self.engine.now, 0
         if h.keeper is not None and len(h.keeper.passes) > passes:
             h.reports.append(h.keeper.passes[-1])
         delay = self._latency(h) + h.clock.take_debt()
@@ -310,7 +357,7 @@ class HandlerFleet:
             if deadline and now >= deadline[0]:
                 self._schedule_step(h, 0)
                 return
-            retry = self._held_for(h.node, req, held, deadline)
+            retry = self._held_for(h.host, req, held, deadline)
             if retry is None:
                 self._schedule_step(h, 0)
                 return
@@ -329,7 +376,8 @@ class HandlerFleet:
                 return hold.retry_ms
             if held.outcome is not None or index <= 0:
                 return None
-            result = self.api.handle(node, req, may_block=True)
+            quick = self.api.poll_blocked(node, req)  # most looks: still blocked, known without an answer
+            result = self.api.handle(node, req, may_block=True) if quick is True else quick
         except AgentUnavailable as exc:
             if exc.refused:
                 return None  # the call fails at once: connection refused

@@ -31,6 +31,9 @@ class Node:
     epoch: int = 0
     has_left: bool = False  # left gracefully: a restart does not rejoin on its own
     leaving: bool = False  # a graceful leave is under way: leader-bound requests fail fast
+    # Paused alone (SIGSTOP of the agent) while the machine runs on: its other processes go on,
+    # and its kernel keeps receiving, so messages that arrive meanwhile are read on resume.
+    paused_alone: bool = False
     deferred: list[NodeTimer] = field(default_factory=list)
 
     @property

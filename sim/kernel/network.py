@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from tagjoin.sim.kernel.engine import Engine
-from tagjoin.sim.kernel.machine import Node
+from tagjoin.sim.kernel.machine import Node, NodeTimer
 
 # Nodes not named in a partition share this implicit group.
 REST = -1
@@ -16,8 +16,15 @@ class Network:
 
     A partition is a list of groups; nodes in the same group reach each other, nodes in different
     groups do not. Messages are delivered only if the link holds both when sent and on arrival, and
-    only to a responsive node of the same incarnation (a paused node's kernel would buffer, but the
-    sender's RPC times out long before the pause ends, so dropping is the faithful outcome).
+    only to a responsive node of the same incarnation (a paused machine's kernel would buffer, but the
+    sender's RPC times out long before the pause ends, so dropping is the faithful outcome), or to
+    an agent paused alone with `paused_alone`, which reads them when it resumes.
+
+    A one-way cut (`one_way`) makes a listener deaf to some speakers while they still hear it.
+    `connected` ignores it: memberlist's indirect probes (hashicorp/memberlist state.go,
+    probeNode: IndirectChecks through other members) route around a one-way cut, so gossip sees
+    the pair as connected. A message (`send`) needs only its own direction; a TCP request and its
+    answer need both (`hears` each way).
     """
 
     def __init__(self, engine: Engine, latency_ms: tuple[int, int] = (1, 5)) -> None:
@@ -26,12 +33,21 @@ class Network:
         self._lo, self._hi = latency_ms
         self._group: dict[str, int] = {}
         self.groups: tuple[tuple[str, ...], ...] = ()
+        self._deaf: frozenset[tuple[str, str]] = frozenset()  # (listener, speaker)
         self.messages_sent = 0
 
     def connected(self, a: str, b: str) -> bool:
         if not self._group:
             return True
         return self._group.get(a, REST) == self._group.get(b, REST)
+
+    def hears(self, listener: str, speaker: str) -> bool:
+        """Whether packets from `speaker` reach `listener`."""
+        return self.connected(listener, speaker) and (listener, speaker) not in self._deaf
+
+    def one_way(self, listener: str, speakers: Iterable[str]) -> None:
+        """`listener` stops hearing `speakers`; they still hear it (until `heal`)."""
+        self._deaf = self._deaf | {(listener, s) for s in speakers if s != listener}
 
     def group_of(self, name: str) -> int:
         return self._group.get(name, REST) if self._group else 0
@@ -53,6 +69,7 @@ class Network:
     def heal(self) -> None:
         self._group = {}
         self.groups = ()
+        self._deaf = frozenset()
 
     @property
     def partitioned(self) -> bool:
@@ -63,14 +80,18 @@ class Network:
 
     def send(self, src: Node, dst: Node, deliver: Callable[[], None], label: str) -> bool:
         """Deliver `deliver()` at `dst` after a drawn latency; False if dropped at once."""
-        if not (src.responsive and self.connected(src.name, dst.name)):
+        if not (src.responsive and self.hears(dst.name, src.name)):
             return False
         self.messages_sent += 1
         epoch = dst.epoch
 
         def arrive() -> None:
-            if dst.epoch == epoch and dst.responsive and self.connected(src.name, dst.name):
+            if dst.epoch != epoch or not self.hears(dst.name, src.name):
+                return
+            if dst.responsive:
                 deliver()
+            elif dst.up and dst.paused_alone:
+                dst.deferred.append(NodeTimer(dst, deliver))  # read on resume, late
 
         self._engine.schedule(self.latency(), arrive, label, dst.name)
         return True

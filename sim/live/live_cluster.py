@@ -111,6 +111,14 @@ def start_live(
             joiners=0,
             inject_faults=False,
             handlers=handlers,
+            # The reference paths (paced to the wall clock, speed is no concern): the keepers' EC2 calls
+            # go through botocore like the served endpoint's, their Consul calls through httpx's client.
+            ec2="boto3",
+            consul_http="httpx",
+            # The sweeps' adversarial EC2 (decoys of other clusters, one-item pages) is for finding
+            # bugs; the cluster an operator looks at is one plain cluster with EC2's own paging.
+            decoys=0,
+            ec2_page_size=None,
         )
         scenario = build(config, world)
         driver = PacedDriver(scenario.cluster.engine, speed=speed)

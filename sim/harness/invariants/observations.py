@@ -47,6 +47,23 @@ class TagWrite:
 
 
 @dataclass(frozen=True)
+class Ec2Request:
+    """One EC2 request attempt made by a core tag process (keeper or watch handler) of a server.
+
+    Naive handlers and booting nodes are not shown: the naive scheme calls EC2 from every node by
+    design, and a booting node has to look the tag up.
+    """
+
+    t: int
+    process: str  # the tag process, e.g. "<node>" or "<node>/watch"
+    action: str
+    pass_started: int | None  # when the process's current handoff pass began; None: outside a pass
+    led_in_pass: bool  # the process's node was the Raft leader at some instant since the pass began
+    pass_calls: int  # attempts of this pass so far, this one included
+    pass_budget: int  # the most a pass may cost (see C1)
+
+
+@dataclass(frozen=True)
 class RunEnd:
     """The world when the run stops."""
 
@@ -57,4 +74,4 @@ class RunEnd:
     membership: Mapping[str, MemberStatus | None]  # agents that are up → their status in the leader's view
 
 
-Observation = NewLeader | TagWrite
+Observation = NewLeader | TagWrite | Ec2Request

@@ -1,6 +1,6 @@
 """The invariants of a failover scenario, judged together in a fixed order.
 
-The order (S1, S2, S3, S4, L1, L2) is the order in which one observation's violations are
+The order (S1, S2, S3, S4, L1, L2, then C1 where it applies) is the order in which one observation's violations are
 recorded, so a seed's report stays the same byte for byte.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tagjoin.sim.harness.invariants.c1_ec2_cost import Ec2CostBounded
 from tagjoin.sim.harness.invariants.checker import Checker
 from tagjoin.sim.harness.invariants.l1_tag_on_leader import TagOnLeader
 from tagjoin.sim.harness.invariants.l2_one_membership import OneMembership
@@ -24,17 +25,19 @@ class InvariantSuite:
         self.checkers = tuple(checkers)
 
     @classmethod
-    def standard(cls, settle_ms: int) -> InvariantSuite:
-        return cls(
-            [
-                NoSplitBrain(),
-                WritesInScope(),
-                StaleWriterFenced(),
-                LiveServerStaysTagged(),
-                TagOnLeader(settle_ms),
-                OneMembership(settle_ms),
-            ]
-        )
+    def standard(cls, settle_ms: int, *, ec2_cost: bool = False) -> InvariantSuite:
+        """`ec2_cost` adds C1, for strategies whose followers must not call EC2 (not naive)."""
+        checkers: list[Checker] = [
+            NoSplitBrain(),
+            WritesInScope(),
+            StaleWriterFenced(),
+            LiveServerStaysTagged(),
+            TagOnLeader(settle_ms),
+            OneMembership(settle_ms),
+        ]
+        if ec2_cost:
+            checkers.append(Ec2CostBounded())
+        return cls(checkers)
 
     def observe(self, event: Observation) -> list[Violation]:
         return [v for checker in self.checkers for v in checker.observe(event)]

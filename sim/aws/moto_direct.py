@@ -1,0 +1,348 @@
+"""core's `Ec2Api` straight onto moto's EC2 backend: the simulator's sweeps without botocore or moto's HTTP layer.
+
+`BotoEc2` over a client bound to moto (the reference path, `sim serve`, the console demo) spends
+most of each call outside EC2's logic: botocore builds, signs and serialises the request and parses
+moto's XML back; moto parses the query, dispatches, and renders the answer from its service
+model. `MotoDirectEc2` makes the same calls on the same moto models (`moto.ec2` backends: filters,
+pagination, tag semantics, error classes), and builds core's `InstancePage`/`TagPage` from the
+models as `BotoEc2` builds them from the parsed answer. What it reproduces of the layers it skips,
+each beside the moto code it mirrors:
+
+- the request as the fault plane sees it: the query-protocol form fields botocore would send
+  (`Ec2Call.params`), offered to `Ec2Faults.intercept` first, so counts, observers and armed
+  faults are the same on both paths, and a faulted request never reaches moto;
+- moto's response layer for these four actions (moto/ec2/responses/instances.py
+  `describe_instances`, moto/ec2/responses/tags.py): its parameter checks, its pagination by
+  reservation (`MaxResults` default 100, `NextToken` = the last reservation's id; DescribeTags has
+  none, so `MaxResults`/`NextToken` are ignored there as moto ignores them);
+- the request id every answer draws from moto's seeded random stream
+  (moto/core/responses.py `_enrich_response`): ids and IPs launched later in a run stay what the
+  botocore path would give them;
+- the errors as `tagjoin.core.aws.boto_ec2._translated` raises them: moto's `ServiceException` is an
+  `ApiFault` with its code, HTTP 400 and message; anything else moto raises an `Ec2Error` worded
+  the same way.
+
+Caches around moto, never inside it (moto's models stay the only state, and moto's code judges
+every filter): while moto filters instances for one of our describes, an instance's tags are read
+from the backend's tag table by id (`_tags_by_id`) instead of a scan of the region's, and a describe
+whose filters name exact ids, IPs or tag keys hands moto only the reservations that can pass
+(`_narrowed`), instead of every instance of the account, each listing its tags by a scan of
+every tag in the region. tests/test_sim_moto_direct.py drives both paths with the same
+random call sequences and requires identical answers, pages, errors, calls and random streams.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC
+from typing import Any, TypeVar
+
+from moto.core.exceptions import ServiceException
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.ec2.models import ec2_backends, validate_resource_ids
+from moto.ec2.models.core import TaggedEC2Resource
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, filter_reservations, get_prefix
+from moto.moto_api._internal import mock_random
+
+from tagjoin.core.aws.boto_ec2 import _describe
+from tagjoin.core.aws.ec2_api import (
+    CREATE_TAGS,
+    DELETE_TAGS,
+    DESCRIBE,
+    DESCRIBE_TAGS,
+    ApiFault,
+    Filter,
+    InstancePage,
+    TagEntry,
+    TagPage,
+    TransportFault,
+)
+from tagjoin.core.errors import Ec2Error
+from tagjoin.core.model import Instance
+from tagjoin.sim.aws.ec2_faults import MOTO_LOCK, UNREACHABLE, Ec2Faults
+
+T = TypeVar("T")
+
+API_VERSION = "2016-11-15"  # botocore's EC2 model: the Version field of every query request
+# The status botocore reports for moto's EC2 errors: moto's serializer falls back to its default
+# error status, since EC2's model defines no error shapes (moto/core/serialize.py).
+ERROR_STATUS = 400
+DEFAULT_MAX_RESULTS = 100  # moto/ec2/responses/instances.py describe_instances
+REQUEST_ID_LENGTH = 52  # moto/utilities/aws_headers.py gen_amzn_requestid_long
+_WILDCARD = re.compile(r"[*?\[\]]")
+
+
+class MotoDirectEc2:
+    """`Ec2Api` on moto's EC2 backend of `region`, behind the fault/accounting plane `faults`.
+
+    `label` names the caller in the plane's `Ec2Call`s, as `Ec2Faults.attach(client, label)` does.
+    `max_results` asks for pages of that many reservations, as a client passing `MaxResults` to
+    every DescribeInstances without instance ids (EC2 refuses the two together) and to every
+    DescribeTags would; core passes none, so by default moto's 100 applies.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        faults: Ec2Faults | None = None,
+        label: str = "",
+        *,
+        max_results: int | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        self.region = region
+        self.faults = faults
+        self.label = label
+        self.max_results = max_results
+        self.account_id = account_id
+        self.endpoint_url = f"https://ec2.{region}.amazonaws.com/"
+
+    @property
+    def backend(self) -> Any:
+        return ec2_backends[self.account_id][self.region]
+
+    # -- Ec2Api -----------------------------------------------------------------------------------
+
+    def describe_instances(
+        self, filters: Sequence[Filter], instance_ids: Sequence[str] = (), next_token: str | None = None
+    ) -> InstancePage:
+        params = _base(DESCRIBE)
+        _put_filters(params, filters)
+        _put_list(params, "InstanceId", instance_ids)
+        if self.max_results is not None and not instance_ids:
+            params["MaxResults"] = str(self.max_results)
+        if next_token:
+            params["NextToken"] = next_token
+        return self._call(
+            DESCRIBE, params, lambda: self._describe_instances(filters, list(instance_ids), next_token or None)
+        )
+
+    def describe_tags(self, filters: Sequence[Filter], next_token: str | None = None) -> TagPage:
+        params = _base(DESCRIBE_TAGS)
+        _put_filters(params, filters)
+        if self.max_results is not None:
+            params["MaxResults"] = str(self.max_results)
+        if next_token:
+            params["NextToken"] = next_token
+        return self._call(DESCRIBE_TAGS, params, lambda: self._describe_tags(filters))
+
+    def create_tags(self, instance_ids: Sequence[str], key: str, value: str) -> None:
+        ids = list(instance_ids)
+        self._call(CREATE_TAGS, _tag_params(CREATE_TAGS, ids, key, value), lambda: self._create_tags(ids, key, value))
+
+    def delete_tags(self, instance_ids: Sequence[str], key: str, value: str) -> None:
+        ids = list(instance_ids)
+        self._call(DELETE_TAGS, _tag_params(DELETE_TAGS, ids, key, value), lambda: self._delete_tags(ids, key, value))
+
+    # -- the plane, moto, and errors as _translated gives them ------------------------------------
+
+    def _call(self, action: str, params: dict[str, str], fn: Callable[[], T]) -> T:
+        if self.faults is not None:
+            fault = self.faults.intercept(action, params, self.label)
+            if fault is not None:
+                if fault.code == UNREACHABLE:
+                    # botocore's EndpointConnectionError, as _translated words it
+                    raise TransportFault(f'Could not connect to the endpoint URL: "{self.endpoint_url}"')
+                raise ApiFault(fault.code, fault.status, fault.message)
+        with MOTO_LOCK:
+            try:
+                result = fn()
+            except ServiceException as exc:
+                answered()  # moto names its error answers too
+                raise ApiFault(str(exc.code), ERROR_STATUS, str(exc.message)) from None
+            except Exception as exc:
+                # moto's answer to what it does not handle is an exception out of the client call
+                raise Ec2Error(f"EC2 {action} failed: {_describe(exc)}") from None
+            answered()
+        return result
+
+    # -- moto/ec2/responses, on the models --------------------------------------------------------
+
+    def _describe_instances(
+        self, filters: Sequence[Filter], instance_ids: list[str], token: str | None
+    ) -> InstancePage:
+        backend = self.backend
+        filter_dict = _filter_dict(filters)
+        with _tags_by_id():
+            if instance_ids:
+                reservations = backend.get_reservations_by_instance_ids(instance_ids, filters=filter_dict)
+            else:
+                reservations = _narrowed(backend, filter_dict)
+        reservation_ids = [reservation.id for reservation in reservations]
+        start = reservation_ids.index(token) + 1 if token else 0
+        # EC2 refuses MaxResults beside InstanceIds (InvalidParameterCombination): by ids, one page of moto's size.
+        max_results = DEFAULT_MAX_RESULTS if self.max_results is None or instance_ids else self.max_results
+        page = reservations[start : start + max_results]
+        next_token = page[-1].id if max_results and len(reservations) > start + max_results else None
+        tags = backend.tags
+        found = [_instance(raw, tags) for reservation in page for raw in reservation.instances]
+        return InstancePage(found, next_token)
+
+    def _describe_tags(self, filters: Sequence[Filter]) -> TagPage:
+        rows = self.backend.describe_tags(filters=_filter_dict(filters))
+        return TagPage([TagEntry(r["resource_id"], r["key"], r["value"]) for r in rows], None)
+
+    def _create_tags(self, ids: list[str], key: str, value: str) -> None:
+        validate_resource_ids(ids)
+        backend = self.backend
+        backend.do_resources_exist(ids)
+        backend.create_tags(ids, {key: value})
+
+    def _delete_tags(self, ids: list[str], key: str, value: str) -> None:
+        validate_resource_ids(ids)
+        self.backend.delete_tags(ids, {key: value})
+
+
+def answered() -> None:
+    """Move moto's seeded stream on as the request id of an answer does, without the id.
+
+    moto/core/responses.py `_enrich_response` names every answer with `gen_amzn_requestid_long`:
+    52 `choice`s from 62 letters and digits. Each `choice` takes `getrandbits(6)` (the top 6 bits of
+    one 32-bit word of the generator) until a value below 62 comes up (random.py
+    `_randbelow_with_getrandbits`). The same words are taken here a batch at a time: a batch of as
+    many words as choices are still due, then one for each rejected value, so the last word taken is
+    the one that completes the 52nd choice, as in moto. tests/test_sim_moto_direct.py compares the
+    generator's state after both paths.
+    """
+    rng = mock_random
+    due = REQUEST_ID_LENGTH
+    while due:
+        words = rng.getrandbits(32 * due)
+        due = sum(1 for i in range(due) if (words >> (32 * i + 26)) & 63 >= 62)  # rejected: taken again
+
+
+# -- requests as botocore serialises them (EC2 query protocol) ------------------------------------
+
+
+def _base(action: str) -> dict[str, str]:
+    return {"Action": action, "Version": API_VERSION}
+
+
+def _put_list(params: dict[str, str], prefix: str, values: Sequence[str]) -> None:
+    # The EC2 serializer leaves an empty list out altogether (botocore/serialize.py EC2Serializer).
+    for i, value in enumerate(values, 1):
+        params[f"{prefix}.{i}"] = value
+
+
+def _put_filters(params: dict[str, str], filters: Sequence[Filter]) -> None:
+    for i, f in enumerate(filters, 1):
+        params[f"Filter.{i}.Name"] = f["Name"]
+        _put_list(params, f"Filter.{i}.Value", f["Values"])
+
+
+def _tag_params(action: str, ids: Sequence[str], key: str, value: str) -> dict[str, str]:
+    params = _base(action)
+    _put_list(params, "ResourceId", ids)
+    params["Tag.1.Key"] = key
+    params["Tag.1.Value"] = value
+    return params
+
+
+def _filter_dict(filters: Sequence[Filter]) -> dict[str, list[str]]:
+    """moto's `_filters_from_querystring`: name → values, a repeated name's last values win."""
+    return {f["Name"]: list(f["Values"]) for f in filters}
+
+
+# -- answers as BotoEc2 reads them ----------------------------------------------------------------
+
+
+def _instance(raw: Any, tags: Mapping[str, Mapping[str, str]]) -> Instance:
+    launched = raw.launch_time
+    return Instance(
+        instance_id=raw.id,
+        private_ip=raw.private_ip or None,
+        public_ip=raw.public_ip or None,
+        state=raw.state or "unknown",
+        tags=dict(tags.get(raw.id) or {}),
+        zone=raw.placement.zone or None,
+        instance_type=raw.instance_type or None,
+        # moto renders its naive UTC time to the second and botocore parses it back with tzutc()
+        launch_time=launched.replace(microsecond=0, tzinfo=UTC).isoformat() if launched is not None else None,
+    )
+
+
+# -- caches around moto -----------------------------------------------------------------------------
+
+
+def _narrowed(backend: Any, filter_dict: dict[str, list[str]]) -> list[Any]:
+    """moto's `describe_instances(filters=…)`, with the candidates narrowed first by what must hold.
+
+    moto tests every instance of the account against the filters, and each tag filter lists the
+    instance's tags by scanning every tag of the region (`TaggedEC2Resource.get_tags` is a
+    `describe_tags` with a pattern per resource). Some filters can only pass instances that a dict
+    lookup finds: `instance-id` and `private-ip-address` compare by equality
+    (moto/ec2/utils.py `instance_value_in_filter_values`), and `tag-key` / `tag:K` need the
+    instance to carry a key named in the filter when the names have no wildcard
+    (`tag_filter_matches`: a wildcard-free pattern matches only itself). Only reservations holding
+    such a candidate go through moto's own `filter_reservations`, in the backend's order, as
+    copies as moto makes them: the same answer, judged by moto, without the scan.
+    """
+    ids = filter_dict.get("instance-id")
+    wanted_ids = None if ids is None else set(ids)
+    ips = filter_dict.get("private-ip-address")
+    wanted_ips = None if ips is None else set(ips)
+    keys = _required_tag_keys(filter_dict)
+    holders = None if keys is None else {rid for rid, tags in backend.tags.items() if not keys.isdisjoint(tags)}
+    if wanted_ids is None and wanted_ips is None and holders is None:
+        everything: list[Any] = backend.describe_instances(filters=filter_dict)
+        return everything
+    candidates = []
+    for reservation in backend.reservations.values():
+        for i in reservation.instances:
+            if (
+                (wanted_ids is None or i.id in wanted_ids)
+                and (wanted_ips is None or i.private_ip in wanted_ips)
+                and (holders is None or i.id in holders)
+            ):
+                candidates.append(copy.copy(reservation))
+                break
+    return filter_reservations(candidates, filter_dict)
+
+
+def _tags_of(resource: Any) -> list[dict[str, str]]:
+    """`TaggedEC2Resource.get_tags` (moto/ec2/models/core.py) by a dict lookup.
+
+    moto answers it with `describe_tags(filters={"resource-id": [id]})`: every tag of the region,
+    each resource id matched against a pattern made from this id (no id holds a wildcard, so the
+    pattern is the id itself), rows in the table's order. The same rows, from the same table.
+    """
+    rid = resource.id
+    tags = resource.ec2_backend.tags.get(rid) if rid else None
+    if not tags:
+        return []
+    kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(rid), "")
+    return [{"resource_id": rid, "key": k, "value": v, "resource_type": kind} for k, v in tags.items()]
+
+
+@contextmanager
+def _tags_by_id() -> Iterator[None]:
+    """While moto's filter code judges instances for one describe of ours, each instance lists its
+    tags with `_tags_of`. Only under `MOTO_LOCK` (every entry into moto takes it), so no other
+    caller ever meets the substitute; moto's own method is back when the call returns."""
+    original = TaggedEC2Resource.__dict__["get_tags"]
+    TaggedEC2Resource.get_tags = _tags_of  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        TaggedEC2Resource.get_tags = original  # type: ignore[method-assign]
+
+
+def _required_tag_keys(filter_dict: dict[str, list[str]]) -> frozenset[str] | None:
+    """Tag keys of which a passing instance carries at least one, or None if no filter says so."""
+    required: frozenset[str] | None = None
+    for name, values in filter_dict.items():
+        if name == "tag-key":
+            if not values or any(_WILDCARD.search(v) for v in values):
+                continue
+            keys = frozenset(values)
+        elif name.startswith("tag:"):
+            keys = frozenset({name[4:]})
+        else:
+            continue
+        # Several such filters must all pass: any one of them narrows enough.
+        if required is None or len(keys) < len(required):
+            required = keys
+    return required

@@ -1,0 +1,86 @@
+"""The mutation harness (benchmarks/mutants.py): mutants patch a copy, exactly, or refuse loudly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.mutants import (
+    ADVERSARIAL,
+    MUTANTS,
+    ROOT,
+    Mutant,
+    MutantError,
+    Patch,
+    apply,
+    by_name,
+    copy_tree,
+    mutated_text,
+)
+
+
+def _tree(tmp_path: Path, *paths: str) -> Path:
+    """A copy holding only the files the test patches (a full copy is not needed to patch text)."""
+    for rel in paths:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((ROOT / rel).read_text())
+    return tmp_path
+
+
+def test_a_mutant_patches_the_copy_and_leaves_the_working_tree_alone(tmp_path: Path) -> None:
+    mutant = by_name("delete-before-create")
+    original = (ROOT / "core/handoff.py").read_text()
+    tree = _tree(tmp_path, "core/handoff.py")
+    apply(mutant, tree)
+    mutated = (tree / "core/handoff.py").read_text()
+    patch = mutant.patches[0]
+    assert patch.old in original and patch.old not in mutated and patch.new in mutated
+    assert mutated != original
+    assert (ROOT / "core/handoff.py").read_text() == original
+
+
+def test_a_mutant_whose_original_text_is_gone_is_refused(tmp_path: Path) -> None:
+    tree = _tree(tmp_path, "core/handoff.py")
+    gone = Mutant("gone", "safety", "refactored away", (Patch("core/handoff.py", "no such line in core\n", "x\n"),))
+    with pytest.raises(MutantError, match="original text not found"):
+        apply(gone, tree)
+    twice = Patch("core/handoff.py", "yield Checkpoint(", "x")
+    with pytest.raises(MutantError, match=r"found .* times"):
+        mutated_text((ROOT / "core/handoff.py").read_text(), twice)
+
+
+def test_a_refused_mutant_writes_nothing(tmp_path: Path) -> None:
+    tree = _tree(tmp_path, "core/handoff.py")
+    before = (tree / "core/handoff.py").read_text()
+    half = Mutant(
+        "half",
+        "safety",
+        "second patch missing",
+        (MUTANTS[0].patches[0], Patch("core/handoff.py", "no such line in core\n", "x\n")),
+    )
+    with pytest.raises(MutantError):
+        apply(half, tree)
+    assert (tree / "core/handoff.py").read_text() == before
+
+
+def test_the_harness_never_patches_the_working_tree() -> None:
+    with pytest.raises(MutantError, match="inside the working tree"):
+        apply(by_name("stale-term"), ROOT)
+
+
+def test_every_mutant_applies_to_core_as_it_is_now(tmp_path: Path) -> None:
+    tree = copy_tree(tmp_path)
+    for mutant in MUTANTS:
+        for patch in mutant.patches:
+            mutated_text((tree / patch.path).read_text(), patch)  # raises if core moved under the mutant
+    assert len({m.name for m in MUTANTS}) == len(MUTANTS)
+    mutated_text((tree / ADVERSARIAL.path).read_text(), ADVERSARIAL)
+
+
+@pytest.mark.sweep
+def test_every_safety_mutant_fails_a_sweep() -> None:
+    from benchmarks.mutants import SAFETY, run_all
+
+    outcomes = run_all([m.name for m in MUTANTS if m.kind == SAFETY], 500, jobs=2, budget_s=900, control=False)
+    assert [o.mutant for o in outcomes if not o.caught] == []

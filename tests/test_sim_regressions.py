@@ -1,0 +1,53 @@
+"""Seeds whose schedules exposed a safety bug, each kept clean under the fenced strategy."""
+
+from __future__ import annotations
+
+import pytest
+
+from tagjoin.core.handoff import Decision
+from tagjoin.sim.aws.ec2_account import Ec2World
+from tagjoin.sim.harness.invariants.s3_stale_writer import StaleWriterFenced
+from tagjoin.sim.harness.invariants.suite import InvariantSuite
+from tagjoin.sim.harness.scenario import CLUSTER, ScenarioConfig, build, finish, run_scenario
+
+
+def test_two_writers_seed_27_a_stalled_older_pass_cannot_lower_the_leaders_tag() -> None:
+    # Leadership moves 3-10 → 1-10 → 3-10 → 1-10 within 4 s while one of 1-10's passes of term 3
+    # stalls. With a lock per process instead of one per node, its other process wrote 5 and the
+    # stalled pass then wrote 3 over it (S3: lowered leader's tag 5 to 3). With the node's lock the
+    # other process is turned away while the stalled pass holds it.
+    config = ScenarioConfig(seed=27, faults=("two-writers",))
+    with Ec2World(config.seed, CLUSTER) as world:
+        s = build(config, world)
+        s.cluster.engine.run_until(config.duration_ms)
+        finish(s)
+        assert s.rec.violations == [], s.rec.schedule
+        assert [span.term for span in s.rec.leaders] == [2, 3, 4, 5], "the flips this seed is kept for"
+        node = s.rec.leaders[-1].node
+        reports = [*s.fleet.handlers[node].reports, *s.fleet.handlers[f"{node}/watch"].reports]
+        assert any(r.decision == Decision.BUSY for r in reports), "both writers on the node wanted a pass at once"
+
+
+@pytest.mark.parametrize(("strategy", "seed"), [("fenced", 220), ("fenced", 230), ("watch", 10)])
+def test_two_writers_a_pass_stalled_after_its_last_look_leaves_the_leaders_own_tag_alone(
+    strategy: str, seed: int
+) -> None:
+    # Leadership moves A → B → A within seconds. B's term-3 pass passes its last look, then its
+    # process stalls (CPU starvation, a CreateTags retried after throttling) until A leads again
+    # at term 4 while still carrying its own term-2 tag. B then tags itself 3 and deletes A's `2`:
+    # the value matches, because A has not written its term-4 tag yet. EC2 conditions a delete on
+    # the value alone, so no look before a write closes that window (S3's docstring has the
+    # argument); the fence's guarantee is that A's term-4 tag, once written, is never touched,
+    # and the tag then settles on A. These seeds are kept because they hit that window.
+    config = ScenarioConfig(seed=seed, strategy=strategy, faults=("two-writers",))
+    assert run_scenario(config).violations == []
+    with Ec2World(config.seed, CLUSTER) as world:
+        s = build(config, world)
+        s.invariants = InvariantSuite([StaleWriterFenced(own_term_only=False)])
+        s.cluster.engine.run_until(config.duration_ms)
+        finish(s)
+    window = [v.detail for v in s.rec.violations]
+    assert any("removed leader" in d and "(term 4)" in d for d in window), (
+        "the window these seeds are kept for",
+        window,
+    )

@@ -8,10 +8,11 @@ Each mutant is one decision of core changed the way a plausible bug would change
 points to reach the decision at all: a follower must pass every leader gate to write). It is applied
 to a copy of the source tree in a temporary directory, by exact text replacement that fails loudly
 when the original text is not found, so a refactor of core cannot turn a mutant into a silent no-op;
-the working tree is never touched and nothing is mocked. The copy runs `tagjoin sim run --strategy
-fenced --json` in a subprocess with PYTHONPATH pointing at it, in growing chunks of seeds, and stops
-at the first chunk with a violation: the table gives the first failing seed and the invariants it
-broke. Unit tests are deliberately not run: the question is what the simulator alone finds.
+the working tree is never touched and nothing is mocked. The copy runs `tagjoin sim run --strategy S
+--json` in a subprocess with PYTHONPATH pointing at it, for each strategy S in turn (`--strategy`,
+default fenced then watch), in growing chunks of seeds, and stops at the first chunk with a
+violation: the table gives the strategy, the first failing seed and the invariants it broke. Unit
+tests are deliberately not run: the question is what the simulator alone finds.
 """
 
 from __future__ import annotations
@@ -209,9 +210,19 @@ MUTANTS: tuple[Mutant, ...] = (
 )
 
 
-# Every sweep of the harness, the control included, runs the adversarial schedule: a second fault
-# per seed that pauses the leader in the middle of a pass (ScenarioConfig.extra_faults).
-ADVERSARIAL = Patch("sim/harness/scenario.py", "    extra_faults: int = 0\n", "    extra_faults: int = 1\n")
+# Every sweep of the harness, the control included, runs the adversarial schedule: besides the
+# seed's fault, the leader paused in the middle of a pass (ScenarioConfig.extra_faults), and
+# leadership moved to a server whose handoff pass is then paused while a successor takes over,
+# with lower-term tags left on two running clients (flip_faults, stale_tags).
+_SCENARIO = "sim/harness/scenario.py"
+ADVERSARIAL = (
+    Patch(_SCENARIO, "    extra_faults: int = 0\n", "    extra_faults: int = 1\n"),
+    Patch(_SCENARIO, "    flip_faults: int = 0\n", "    flip_faults: int = 1\n"),
+    Patch(_SCENARIO, "    stale_tags: int = 0\n", "    stale_tags: int = 2\n"),
+)
+# fenced runs `tagjoin keep`, which starts no pass on a follower; watch runs the handler on every
+# server on each event, so a follower that goes on to EC2 shows there.
+STRATEGIES = ("fenced", "watch")
 
 
 def by_name(name: str) -> Mutant:
@@ -259,6 +270,7 @@ class Outcome:
     first_seed: int | None = None
     invariants: list[str] = field(default_factory=list)  # broken in the first failing chunk, in order
     first_invariant: str | None = None  # the first violation of the first failing seed
+    strategy: str = "-"  # the strategy whose sweep caught it
     error: str | None = None  # the mutant could not be applied, or the sweep crashed
     seconds: float = 0.0
 
@@ -274,6 +286,7 @@ def sweep(
     jobs: int,
     budget_s: float,
     seed_start: int = 0,
+    strategy: str = "fenced",
     extra: Sequence[str] = (),
 ) -> tuple[int, list[dict[str, object]], str | None]:
     """Seeds run, the violations of the first failing chunk (empty if none), and an error."""
@@ -292,7 +305,7 @@ def sweep(
             "sim",
             "run",
             "--strategy",
-            "fenced",
+            strategy,
             "--seed-start",
             str(seed_start + done),
             "--seeds",
@@ -318,20 +331,37 @@ def sweep(
     return done, [], None
 
 
-def measure(mutant: Mutant | None, seeds: int, *, jobs: int, budget_s: float, extra: Sequence[str] = ()) -> Outcome:
-    """One row of the table; `mutant` None is the control run on unmutated code."""
+def measure(
+    mutant: Mutant | None,
+    seeds: int,
+    *,
+    jobs: int,
+    budget_s: float,
+    strategies: Sequence[str] = STRATEGIES,
+    extra: Sequence[str] = (),
+) -> Outcome:
+    """One row of the table; `mutant` None is the control run on unmutated code. Each strategy in
+    turn sweeps the seeds (sharing the time budget) until one catches the mutant."""
     out = Outcome(mutant.name if mutant else "(none: control)", mutant.kind if mutant else "-")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tagjoin-mutant-") as tmp:
         tree = copy_tree(Path(tmp))
         try:
-            apply(Mutant("adversarial", "-", "schedule", (ADVERSARIAL,)), tree)
+            apply(Mutant("adversarial", "-", "schedule", ADVERSARIAL), tree)
             if mutant is not None:
                 apply(mutant, tree)
         except MutantError as exc:
             out.error = str(exc)
             return out
-        out.seeds_run, violations, out.error = sweep(tree, seeds, jobs=jobs, budget_s=budget_s, extra=extra)
+        violations: list[dict[str, object]] = []
+        for strategy in strategies:
+            left = budget_s - (time.monotonic() - started)
+            done, violations, error = sweep(tree, seeds, jobs=jobs, budget_s=left, strategy=strategy, extra=extra)
+            out.seeds_run += done
+            out.error = out.error or error
+            if violations:
+                out.strategy = strategy
+                break
     out.seconds = time.monotonic() - started
     if violations:
         first = min(violations, key=lambda v: (int(str(v["seed"])), float(str(v["t_ms"]))))
@@ -343,8 +373,8 @@ def measure(mutant: Mutant | None, seeds: int, *, jobs: int, budget_s: float, ex
 
 def table(outcomes: Sequence[Outcome]) -> str:
     lines = [
-        "| mutant | class | caught | invariant (first; all in that chunk) | first seed | seeds run | s |",
-        "|---|---|---|---|---|---|---|",
+        "| mutant | class | caught | strategy | invariant (first; all in that chunk) | first seed | seeds run | s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         if o.error and not o.caught:
@@ -353,20 +383,27 @@ def table(outcomes: Sequence[Outcome]) -> str:
             caught = "yes" if o.caught else ("-" if o.kind == "-" else "**no**")
         inv = f"{o.first_invariant} ({', '.join(o.invariants)})" if o.caught else (o.error or "-")
         first = str(o.first_seed) if o.first_seed is not None else "-"
-        lines.append(f"| {o.mutant} | {o.kind} | {caught} | {inv} | {first} | {o.seeds_run} | {o.seconds:.0f} |")
+        row = f"| {o.mutant} | {o.kind} | {caught} | {o.strategy} | {inv} | {first} | {o.seeds_run} | {o.seconds:.0f} |"
+        lines.append(row)
     return "\n".join(lines)
 
 
 def run_all(
-    names: Sequence[str] | None, seeds: int, *, jobs: int, budget_s: float, control: bool = True
+    names: Sequence[str] | None,
+    seeds: int,
+    *,
+    jobs: int,
+    budget_s: float,
+    control: bool = True,
+    strategies: Sequence[str] = STRATEGIES,
 ) -> list[Outcome]:
     chosen = [by_name(n) for n in names] if names else list(MUTANTS)
     outcomes: list[Outcome] = []
     if control:
-        outcomes.append(measure(None, seeds, jobs=jobs, budget_s=budget_s))
+        outcomes.append(measure(None, seeds, jobs=jobs, budget_s=budget_s, strategies=strategies))
         print(table(outcomes[-1:]).splitlines()[-1], flush=True)
     for mutant in chosen:
-        outcomes.append(measure(mutant, seeds, jobs=jobs, budget_s=budget_s))
+        outcomes.append(measure(mutant, seeds, jobs=jobs, budget_s=budget_s, strategies=strategies))
         print(table(outcomes[-1:]).splitlines()[-1], flush=True)
     return outcomes
 
@@ -379,8 +416,8 @@ def run(out: Path, quick: bool = False) -> Section:
     section = Section("10. Search power: mutants of core caught by the simulator alone")
     section.text(
         f"`.venv/bin/python -m benchmarks.mutants --seeds {seeds}`: each mutant applied to a copy of the tree, "
-        "`tagjoin sim run --strategy fenced` over seeds 0…N-1 in growing chunks, stopped at the first "
-        "chunk with a violation.",
+        "`tagjoin sim run --strategy fenced`, then `watch`, over seeds 0…N-1 in growing chunks, stopped at the "
+        "first chunk with a violation.",
         table(outcomes),
     )
     safety = [o for o in outcomes if o.kind == SAFETY]
@@ -398,6 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated mutant names (default: all)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="tagjoin sim run --jobs")
     parser.add_argument("--budget", type=float, default=900, help="seconds per mutant at most (default 900)")
+    parser.add_argument(
+        "--strategy",
+        default=",".join(STRATEGIES),
+        help=f"comma-separated strategies each mutant is swept under, in turn (default {','.join(STRATEGIES)})",
+    )
     parser.add_argument("--no-control", action="store_true", help="skip the run on unmutated code")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     args = parser.parse_args(argv)
@@ -408,8 +450,18 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.seeds <= 500:
         parser.error("--seeds must be between 1 and 500")
     names = [n.strip() for n in args.only.split(",") if n.strip()] or None
+    strategies = [s.strip() for s in args.strategy.split(",") if s.strip()]
+    if not strategies or any(s not in ("fenced", "watch", "naive") for s in strategies):
+        parser.error("--strategy takes fenced, watch or naive, comma-separated")
     try:
-        outcomes = run_all(names, args.seeds, jobs=args.jobs, budget_s=args.budget, control=not args.no_control)
+        outcomes = run_all(
+            names,
+            args.seeds,
+            jobs=args.jobs,
+            budget_s=args.budget,
+            control=not args.no_control,
+            strategies=strategies,
+        )
     except KeyError as exc:
         parser.error(str(exc))
     print()

@@ -51,6 +51,15 @@ def register(subparsers: Any) -> None:
         help="pre-vote: Consul >= 1.20 (default); no-pre-vote: Consul <= 1.19, where a server that rejoins with "
         "an inflated term deposes the leader; both: every seed under each, reported side by side",
     )
+    run.add_argument(
+        "--ec2-lag",
+        type=_ec2_lag,
+        default="default",
+        metavar="{strong,default,adversarial,SPEC}",
+        help="EC2's eventual consistency: each reader sees a write late, by a lognormal lag. strong: none; "
+        "default: p50=200ms,p99=2s,max=20s; adversarial: default, and deletes are seen before earlier creates; "
+        "SPEC: p50=DUR,p99=DUR,max=DUR[,adversarial], DUR like 150ms or 1.5s",
+    )
     run.add_argument("--json", action="store_true", help="print the report as JSON")
     run.add_argument("--svg", metavar="PATH", help="write a timeline picture of one run (see --svg-seed)")
     run.add_argument("--svg-seed", type=int, help="seed to draw (default: the first violation, else the first seed)")
@@ -118,6 +127,17 @@ def _share_scenario_options(run: argparse.ArgumentParser, replay: argparse.Argum
     for action in run._actions:
         if action.dest not in _SWEEP_ONLY:
             replay._add_action(action)
+
+
+def _ec2_lag(text: str) -> str:
+    """`--ec2-lag`, checked before any seed runs; scenarios parse it again (it travels as text)."""
+    from tagjoin.sim.aws.ec2_lag import parse_lag
+
+    try:
+        parse_lag(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
 
 
 def _fault_kinds(text: str) -> tuple[str, ...]:
@@ -224,6 +244,7 @@ def _scenario_config(args: argparse.Namespace, seed: int, strategy: str, profile
         faults=_fault_kinds(args.faults),
         fault_window_ms=_fault_window(args.duration * 1000),
         ec2=getattr(args, "ec2", "direct"),
+        ec2_lag=getattr(args, "ec2_lag", "strong"),
     )
 
 

@@ -75,7 +75,8 @@ def test_every_mutant_applies_to_core_as_it_is_now(tmp_path: Path) -> None:
         for patch in mutant.patches:
             mutated_text((tree / patch.path).read_text(), patch)  # raises if core moved under the mutant
     assert len({m.name for m in MUTANTS}) == len(MUTANTS)
-    mutated_text((tree / ADVERSARIAL.path).read_text(), ADVERSARIAL)
+    for patch in ADVERSARIAL:
+        mutated_text((tree / patch.path).read_text(), patch)  # the adversarial knobs are still there
 
 
 @pytest.mark.sweep
@@ -84,3 +85,11 @@ def test_every_safety_mutant_fails_a_sweep() -> None:
 
     outcomes = run_all([m.name for m in MUTANTS if m.kind == SAFETY], 500, jobs=2, budget_s=900, control=False)
     assert [o.mutant for o in outcomes if not o.caught] == []
+
+
+@pytest.mark.sweep
+def test_a_follower_that_calls_ec2_fails_the_cost_invariant_under_watch() -> None:
+    from benchmarks.mutants import run_all
+
+    (outcome,) = run_all(["follower-proceeds"], 100, jobs=2, budget_s=600, control=False)
+    assert (outcome.caught, outcome.strategy, outcome.first_invariant) == (True, "watch", "C1")

@@ -23,6 +23,7 @@ from tagjoin.core.aws.tag_store import TagStore
 from tagjoin.core.boot import BootMode, BootPlan, Lookup, plan_boot
 from tagjoin.core.errors import TagjoinError
 from tagjoin.core.model import Instance, MemberStatus
+from tagjoin.sim.aws.ec2_lag import reader_api
 from tagjoin.sim.consul.cluster import NodeDown
 from tagjoin.sim.consul.serf import JoinFailed
 from tagjoin.sim.harness.recording import FaultSpan, Joiner, Recording
@@ -150,7 +151,9 @@ def _store(s: Scenario, node: str, clock: SimClock) -> TagStore:
     """A TagStore on the handlers' EC2 API, as `tagjoin boot-plan` builds one on `node`."""
     cfg = s.fleet.config
     rng = s.cluster.engine.streams.get("boot.backoff", node)
-    return TagStore(s.fleet.ec2, cfg.scope, clock=clock, rng=rng, max_attempts=cfg.max_attempts)
+    # The node reads EC2 as itself: with EC2's lag on, what it has seen so far (sim/aws/ec2_lag.py).
+    ec2 = reader_api(s.fleet.ec2, node)
+    return TagStore(ec2, cfg.scope, clock=clock, rng=rng, max_attempts=cfg.max_attempts)
 
 
 def _plan(s: Scenario, store: TagStore, ip: str, *, server: bool) -> BootPlan | None:

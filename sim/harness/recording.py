@@ -16,7 +16,10 @@ class LeaderSpan:
 
 @dataclass(frozen=True)
 class TagSample:
-    """The running instances carrying the leader tag right after a change, by node name."""
+    """The running instances carrying the leader tag right after a change, by node name.
+
+    With EC2's lag on (ScenarioConfig.ec2_lag), as a node booting at that instant would read them
+    (scenario.SEEN_BY), not as EC2 holds them: what a joiner would join is what its reads show."""
 
     t: int
     holders: Mapping[str, str]  # node name → tag value

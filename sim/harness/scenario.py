@@ -17,6 +17,7 @@ from tagjoin.core.model import MemberStatus
 from tagjoin.core.settings import Scope
 from tagjoin.sim.aws.ec2_account import Ec2World
 from tagjoin.sim.aws.ec2_faults import Ec2Call, Ec2Faults, TokenBucket
+from tagjoin.sim.aws.ec2_lag import Ec2Lag, parse_lag
 from tagjoin.sim.aws.moto_direct import MotoDirectEc2
 from tagjoin.sim.consul.cluster import Cluster, ClusterConfig, node_name_for
 from tagjoin.sim.consul.cluster_events import (
@@ -65,6 +66,7 @@ EC2_PATHS = ("direct", "boto3")
 # <= 1.19, where a server that campaigned alone bumped its term and deposes the leader on return.
 RAFT_PROFILES = ("pre-vote", "no-pre-vote")
 TAG_KEY = "consul-leader"
+SEEN_BY = "booting-node"  # the EC2 reader whose view the tag metrics and L1 judge (EC2 lag on)
 CLUSTER = "sim"
 
 
@@ -91,6 +93,10 @@ class ScenarioConfig:
     # How the handlers reach moto: "direct" on its EC2 models (tagjoin.sim.aws.moto_direct, sweeps),
     # "boto3" through botocore and moto's HTTP layer (the reference path: sim serve, the console demo).
     ec2: str = "direct"
+    # EC2's eventual consistency (tagjoin.sim.aws.ec2_lag): "strong", "default", "adversarial" or a
+    # spec. `sim run` turns it on; unit tests and `sim serve` keep EC2 strongly consistent, so that
+    # the seeds they pin keep their schedules.
+    ec2_lag: str = "strong"
     consul_http: str = "in-process"  # or "httpx": HandlerConfig.consul_http
     raft_profile: str = "pre-vote"  # one of RAFT_PROFILES
     # Adversarial schedules, so that a wrong decision in core fails a sweep (benchmarks/mutants.py).
@@ -99,6 +105,12 @@ class ScenarioConfig:
     # Further faults per seed while the first is on: the leader paused mid-pass (not naive). Off by
     # default, since it changes every seed's schedule; benchmarks/mutants.py sweeps with it on.
     extra_faults: int = 0
+    # Leadership moved on to another server whose handoff pass is then paused part way, so that
+    # a third server usually leads meanwhile and the paused pass resumes with a stale plan (not naive).
+    flip_faults: int = 0
+    # With each flip, this many running clients carry a lower-term tag, as a pass that crashed
+    # between its create and its deletes leaves them: a leader must page through every holder.
+    stale_tags: int = 0
     # What a sweep reports these runs under (Recording.strategy); the strategy when empty. A sweep
     # that runs one strategy under two raft profiles names them apart: "fenced/no-pre-vote".
     label: str = ""
@@ -139,6 +151,7 @@ class Scenario:
     fault_kind: str = ""  # this seed's fault, drawn before the nodes boot (cold-start changes the boot)
     leading: dict[str, int] = field(default_factory=dict)  # node → since when it leads (C1)
     led_until: dict[str, int] = field(default_factory=dict)  # node → when it last stopped leading (C1)
+    lag: Ec2Lag | None = None  # EC2's eventual consistency; None: every reader sees moto at once
 
 
 def run_scenario(config: ScenarioConfig, *, keep_log: bool = False) -> Recording:
@@ -165,6 +178,9 @@ def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
     api = AgentApi(cluster)
     faults = Ec2Faults(clock=lambda: engine.now / 1000.0)
     ec2 = ec2_api(config.ec2, world, faults, "handlers", page_size=config.ec2_page_size)
+    lag = _lag_plane(config.ec2_lag, cluster, world)
+    if lag is not None:
+        ec2 = lag.api(ec2, lambda: fleet.current or "?")  # a tag process reads as its node
     scope = Scope(tag_key=TAG_KEY, cluster=CLUSTER)
     rec = Recording(config.seed, config.run_label, config.duration_ms)
     holder: list[Scenario] = []
@@ -185,7 +201,7 @@ def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
     )
     # C1 applies where followers must not call EC2: the naive scheme calls it from every node.
     suite = InvariantSuite.standard(config.settle_ms, ec2_cost=config.strategy != "naive")
-    s = Scenario(config, world, cluster, api, fleet, faults, rec, suite)
+    s = Scenario(config, world, cluster, api, fleet, faults, rec, suite, lag=lag)
     holder.append(s)
     faults.add_observer(lambda call: _observe_write(s, call))
     if config.strategy != "naive":
@@ -200,6 +216,8 @@ def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
         # A pause in the middle of core's pass; the naive handler (no pass, no fence) keeps its one fault.
         for n in range(config.extra_faults if config.strategy != "naive" else 0):
             _schedule_paused_pass(s, n)
+        for n in range(config.flip_faults if config.strategy != "naive" else 0):
+            _schedule_flip_during_pass(s, n)
     _schedule_joiners(s)
     return s
 
@@ -213,6 +231,14 @@ def ec2_api(path: str, world: Ec2World, faults: Ec2Faults, label: str, *, page_s
     if path == "boto3":
         return BotoEc2(faults.attach(world.client(), label), max_results=page_size)
     raise ValueError(f"unknown EC2 path {path!r}; use one of {', '.join(EC2_PATHS)}")
+
+
+def _lag_plane(text: str, cluster: Cluster, world: Ec2World) -> Ec2Lag | None:
+    spec = parse_lag(text)
+    if spec is None:
+        return None
+    engine = cluster.engine
+    return Ec2Lag(spec, lambda: engine.now, lambda reader: engine.streams.get("ec2.lag", reader), world.region)
 
 
 def _populate(s: Scenario) -> None:
@@ -284,6 +310,74 @@ def _schedule_paused_pass(s: Scenario, n: int) -> None:
     engine.schedule_at(at, inject, "fault.paused-pass")
 
 
+def _schedule_flip_during_pass(s: Scenario, n: int) -> None:
+    """Leadership moves from the leader of that moment to another server, whose next pass (its
+    handoff: tag itself, untag the old holder) is paused at a call drawn anywhere in it. A third
+    server or the old leader usually wins the election meanwhile and writes its own tag; the
+    paused pass then resumes with what it read and planned before, and its writes land after the
+    successor's. A client's crash a little later wakes `consul watch` handlers, which a transfer
+    alone does not."""
+    cfg, engine = s.config, s.cluster.engine
+    rng = engine.streams.get("scenario.flip-pass", str(n))
+    at = rng.randint(cfg.fault_window_ms[0], cfg.fault_window_ms[1] + 10_000)
+    after_calls, pause_ms, pick = rng.randint(1, 8), rng.randint(4_000, 15_000), rng.randrange(1 << 16)
+    wake_ms = rng.randint(500, 3_000)
+
+    def inject() -> None:
+        leader = s.cluster.leader()
+        others = [x for x in s.cluster.servers() if x != leader and s.cluster.is_up(x)]
+        # Not with a fault that terminates an instance: the paused pass's conditional delete of the
+        # old holder's tag then lands on a terminated instance, which S2 counts as a write outside
+        # the running scope although no reader sees a terminated instance's tags (seed 128).
+        if leader is None or not others or s.fault_kind in _TERMINATING:
+            return
+        to = others[pick % len(others)]
+        _leave_stale_tags(s, pick)
+
+        def pause() -> None:
+            end = engine.now + pause_ms
+            s.healed_at = max(s.healed_at, end)
+            s.rec.faults.append(FaultSpan(engine.now, end, "flip-pass", to))
+            s.rec.schedule.append(f"t={engine.now}ms flip-pass {to} paused after {after_calls} calls for {pause_ms}ms")
+            _safe(lambda: s.cluster.pause(to, pause_ms))
+
+        s.fleet.interrupt_next_pass(to, after_calls, pause, one_pass=True)
+        s.rec.schedule.append(f"t={engine.now}ms transfer-leader {leader} -> {to}")
+        s.cluster.transfer_leader(leader, to)
+
+        def wake() -> None:
+            clients = [c for c in s.cluster.clients() if s.cluster.is_up(c)]
+            if clients:
+                victim = clients[pick % len(clients)]
+                s.healed_at = max(s.healed_at, engine.now + 5_000)
+                s.cluster.crash(victim)
+                engine.schedule(5_000, lambda: reboot(s, victim), "fault.flip-pass.end")
+
+        engine.schedule(wake_ms, wake, "fault.flip-pass.wake")
+
+    engine.schedule_at(at, inject, "fault.flip-pass")
+
+
+_TERMINATING = ("terminate", "ip-reuse", "asg-replace", "replace")
+
+
+def _leave_stale_tags(s: Scenario, pick: int) -> None:
+    """`stale_tags` running clients of the cluster carry term 0, below any leader's: what a pass
+    that died between its create and its deletes leaves. Put there by no keeper, so no invariant
+    judges the write itself; L1 sees whether the leader clears them all."""
+    clients = [
+        n for n in s.cluster.clients() if n in s.node_instance and s.world.state_of(s.node_instance[n]) == "running"
+    ]
+    start = pick % len(clients) if clients else 0
+    chosen = (clients[start:] + clients[:start])[: s.config.stale_tags]
+    if not chosen:
+        return
+    ids = [s.node_instance[n] for n in chosen]
+    s.world.client().create_tags(Resources=ids, Tags=[{"Key": TAG_KEY, "Value": "0"}])
+    s.rec.schedule.append(f"t={s.cluster.engine.now}ms stale tags on {', '.join(chosen)}")
+    _sample_tags(s)
+
+
 def _start_tag_process(s: Scenario, node: str) -> None:
     """What the strategy runs on `node` starts with the agent: `tagjoin keep`, at a random phase of
     its poll interval, or `consul watch` with its handler. A second process on a node is keyed
@@ -352,6 +446,8 @@ def _observe(s: Scenario, event: Observation) -> None:
 
 
 def _sample_tags(s: Scenario) -> None:
+    if s.lag is not None:
+        s.lag.sync()  # a change is stamped when it happened, not at the next read through the plane
     values = s.world.tag_values(TAG_KEY)
     holders = {s.world.node_of(iid): v for iid, v in sorted(values.items())}
     if holders != s._last_tags:
@@ -481,8 +577,14 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
     elif f.kind == "pause":
         # The old leader stops the world in the middle of a handler pass, after `k` API calls,
         # and later resumes it with what it saw before the pause.
-        span()
-        s.fleet.interrupt_next_pass(f.target, 1 + k % 3, lambda: _safe(lambda: cluster.pause(f.target, f.duration)))
+
+        def pause_mid_pass() -> None:
+            # The keeper's next pass may come as late as its anti-entropy tick (60 s): the fault
+            # starts, and L1/L2's settle time counts, from there (seeds 380, 367).
+            span(until=engine.now + f.duration)
+            _safe(lambda: cluster.pause(f.target, f.duration))
+
+        s.fleet.interrupt_next_pass(f.target, 1 + k % 3, pause_mid_pass)
     elif f.kind in ("throttle", "ec2-5xx"):
         span()
         if f.kind == "throttle":
@@ -530,10 +632,11 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
         later(cluster.heal)
     elif f.kind == "agent-pause":
         # The Consul agent alone is stopped (SIGSTOP): the keeper runs on and its calls to the
-        # agent hang; odd k pauses it between two calls of the keeper's next pass.
-        span()
+        # agent hang; odd k pauses it between two calls of the keeper's next pass, which may come
+        # a minute later: the fault is recorded when it starts (seed 663).
 
         def pause_agent() -> None:
+            span(until=engine.now + f.duration)
             _safe(lambda: cluster.pause(f.target, f.duration, alone=True))
 
         if k % 2:
@@ -732,8 +835,32 @@ def finish(s: Scenario) -> None:
     s.rec.throttled = sum(stats.faults.values())
     leader = s.cluster.leader()
     holders = tuple(sorted(s.world.node_of(i) for i in s.world.tag_values(TAG_KEY)))
+    if s.lag is not None:
+        # What a booting node would join is what it reads: the tag timeline (and so the tag
+        # metrics) and L1 are judged on a reader's view, while S2-S4 judge writes on moto's state.
+        s.rec.tags = _seen_tags(s, s.lag, now)
+        holders = tuple(sorted(s.rec.tags_at(now))) if s.rec.tags else ()
     membership = {} if leader is None else _membership(s, leader)
     s.rec.violations.extend(s.invariants.finish(RunEnd(now, s.healed_at, leader, holders, membership)))
+
+
+def _seen_tags(s: Scenario, lag: Ec2Lag, end: int) -> list[TagSample]:
+    """The tag timeline as a node booting at any instant would read it: a reader of its own
+    (`SEEN_BY`) with lags drawn from its own stream, so watching it shifts no other draw."""
+    lag.sync()
+    samples: list[TagSample] = []
+    last: dict[str, str] | None = None
+    for t in lag.change_times(SEEN_BY, end):
+        holders: dict[str, str] = {}
+        for _iid, inst in sorted(lag.view(SEEN_BY, t).items()):
+            value = inst.tags.get(TAG_KEY)
+            if value is None or inst.state != "running" or inst.tags.get(s.world.cluster_tag_key) != CLUSTER:
+                continue
+            holders[inst.tags.get("Name", "")] = value
+        if holders != last:
+            samples.append(TagSample(t, holders))
+            last = holders
+    return samples
 
 
 def _membership(s: Scenario, leader: str) -> dict[str, MemberStatus | None]:

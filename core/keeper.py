@@ -36,6 +36,11 @@ class KeepConfig:
     # so this cheap local poll bounds how long a new leader goes untagged.
     interval: float = 1.0  # longest wait of the health blocking query, and so of one loop
     anti_entropy: float = 60.0  # a pass at least this often, whatever happened
+    # EC2's reads are eventually consistent ("Eventual consistency in the Amazon EC2 API", AWS EC2
+    # API reference): a pass right after a change can read an EC2 that does not show it yet (an
+    # instance just started again, with an old tag). One more pass this long after a pass that a
+    # change triggered, instead of waiting for anti-entropy; 0 turns it off.
+    settle: float = 10.0
     error_backoff: float = 5.0  # when the local agent itself does not answer; first wait after EC2 fails a pass
     max_backoff: float = 60.0  # the longest wait between passes that keep failing
     # A failure that repeats is logged once, then summed up after summary_first, twice that, …
@@ -72,6 +77,7 @@ class Keeper:
         self._health_index = 0
         self._raft: tuple[str, int] | None = None
         self._last_pass: float | None = None
+        self._settle_at: float | None = None  # a look again after a change-triggered pass, due then
         self._own: Instance | None = None
         # Jitter draws from the store's injected stream unless told otherwise: seeded in the simulator.
         self.rng = rng if rng is not None else store.rng
@@ -155,8 +161,11 @@ class Keeper:
         if not me.is_leader:
             reasons = []
             self._failed_passes, self._retry_at = 0, None  # a follower has nothing to retry
+            self._settle_at = None
         elif self._last_pass is None or now - self._last_pass >= self.config.anti_entropy:
             reasons.append("anti-entropy")
+        elif self._settle_at is not None and now >= self._settle_at:
+            reasons.append("settle after a change")
         if self._retry_at is not None and not raft_moved:
             # Backing off after failed passes: only a new raft state is worth a pass before the
             # retry is due; health changes and anti-entropy wait for it.
@@ -194,6 +203,9 @@ class Keeper:
             self.in_pass = False
         self._own = report.own or self._own
         self._last_pass = self.clock.monotonic()
+        # Anti-entropy and settle passes are the looks again themselves; any other reason is a change.
+        changed = any(r not in ("anti-entropy", "settle after a change") for r in reasons)
+        self._settle_at = self._last_pass + self.config.settle if changed and self.config.settle > 0 else None
         self.passes.append(report)
         self.log.info("%s → %s", ", ".join(reasons), report.summary().splitlines()[0])
         return report

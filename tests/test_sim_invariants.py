@@ -54,6 +54,15 @@ def test_s2_flags_writes_outside_running_scoped_instances() -> None:
     expected = [Violation("S2", 100, f"{A} wrote CreateTags to {IA} outside scope")]
     assert check.observe(stopped) == expected
     assert check.observe(foreign) == expected
+    # A conditional delete on this cluster's instance that stopped or terminated a moment ago: a
+    # lagging EC2 read still showed it running with the value the delete carries.
+    gone = replace(stopped, action="DeleteTags", value="3", removes=True)
+    assert check.observe(gone) == []
+    unconditional = replace(gone, value=None)
+    assert check.observe(unconditional) == [Violation("S2", 100, f"{A} wrote DeleteTags to {IA} outside scope")]
+    assert check.observe(replace(gone, target_in_scope=False)) == [
+        Violation("S2", 100, f"{A} wrote DeleteTags to {IA} outside scope")
+    ]
 
 
 def test_s3_flags_a_stale_writer_that_removes_or_outranks_the_leaders_tag() -> None:

@@ -88,3 +88,13 @@ def test_stop_start_under_ec2_lag_seed_670_settles_within_the_bound() -> None:
     rec = run_scenario(ScenarioConfig(seed=670, ec2_lag="default"))
     assert [f.kind for f in rec.faults] == ["stop-start"]
     assert rec.violations == [], rec.violations
+
+
+def test_replace_under_ec2_lag_seed_716_a_late_conditional_delete_is_in_scope() -> None:
+    # `replace` under lagging EC2 reads: the leader's pass still saw the replaced server's instance
+    # running with its old tag and deleted that value after the instance had terminated. S2 once
+    # counted that as a write outside the scope; it removes only the value read, on this
+    # cluster's own instance (S2's docstring).
+    rec = run_scenario(ScenarioConfig(seed=716, ec2_lag="default"))
+    assert [f.kind for f in rec.faults] == ["replace"]
+    assert rec.violations == [], rec.violations

@@ -292,13 +292,8 @@ def _schedule_paused_pass(s: Scenario, n: int) -> None:
         if leader is None:
             return
 
-        def pause() -> None:
-            end = engine.now + pause_ms
-            s.healed_at = max(s.healed_at, end)
-            s.rec.faults.append(FaultSpan(engine.now, end, "paused-pass", leader))
-            s.rec.schedule.append(f"t={engine.now}ms paused-pass {leader} after {after_calls} calls for {pause_ms}ms")
-            _safe(lambda: s.cluster.pause(leader, pause_ms))
-
+        what = f"paused-pass {leader} after {after_calls} calls for {pause_ms}ms"
+        pause = _pause_when_taken(s, "paused-pass", leader, pause_ms, what)
         s.fleet.interrupt_next_pass(leader, after_calls, pause, one_pass=True)
         clients = [c for c in s.cluster.clients() if s.cluster.is_up(c)]
         if clients:
@@ -308,6 +303,19 @@ def _schedule_paused_pass(s: Scenario, n: int) -> None:
             engine.schedule(5_000, lambda: reboot(s, victim), "fault.paused-pass.end")
 
     engine.schedule_at(at, inject, "fault.paused-pass")
+
+
+def _pause_when_taken(s: Scenario, kind: str, node: str, pause_ms: int, what: str) -> Callable[[], None]:
+    """The interrupt that pauses `node` mid-pass, recording the fault when the pass takes it."""
+
+    def pause() -> None:
+        now = s.cluster.engine.now
+        s.healed_at = max(s.healed_at, now + pause_ms)
+        s.rec.faults.append(FaultSpan(now, now + pause_ms, kind, node))
+        s.rec.schedule.append(f"t={now}ms {what}")
+        _safe(lambda: s.cluster.pause(node, pause_ms))
+
+    return pause
 
 
 def _schedule_flip_during_pass(s: Scenario, n: int) -> None:
@@ -334,13 +342,8 @@ def _schedule_flip_during_pass(s: Scenario, n: int) -> None:
         to = others[pick % len(others)]
         _leave_stale_tags(s, pick)
 
-        def pause() -> None:
-            end = engine.now + pause_ms
-            s.healed_at = max(s.healed_at, end)
-            s.rec.faults.append(FaultSpan(engine.now, end, "flip-pass", to))
-            s.rec.schedule.append(f"t={engine.now}ms flip-pass {to} paused after {after_calls} calls for {pause_ms}ms")
-            _safe(lambda: s.cluster.pause(to, pause_ms))
-
+        what = f"flip-pass {to} paused after {after_calls} calls for {pause_ms}ms"
+        pause = _pause_when_taken(s, "flip-pass", to, pause_ms, what)
         s.fleet.interrupt_next_pass(to, after_calls, pause, one_pass=True)
         s.rec.schedule.append(f"t={engine.now}ms transfer-leader {leader} -> {to}")
         s.cluster.transfer_leader(leader, to)

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,12 +213,16 @@ MUTANTS: tuple[Mutant, ...] = (
 # Every sweep of the harness, the control included, runs the adversarial schedule: besides the
 # seed's fault, the leader paused in the middle of a pass (ScenarioConfig.extra_faults), and
 # leadership moved to a server whose handoff pass is then paused while a successor takes over,
-# with lower-term tags left on two running clients (flip_faults, stale_tags).
+# with lower-term tags left on two running clients (flip_faults, stale_tags), and both tag
+# processes the kit can ship running on every server (second_writers), each stalling once
+# mid-pass while leadership moves A → B → A → B (stall_flips).
 _SCENARIO = "sim/harness/scenario.py"
 ADVERSARIAL = (
     Patch(_SCENARIO, "    extra_faults: int = 0\n", "    extra_faults: int = 1\n"),
     Patch(_SCENARIO, "    flip_faults: int = 0\n", "    flip_faults: int = 1\n"),
     Patch(_SCENARIO, "    stale_tags: int = 0\n", "    stale_tags: int = 2\n"),
+    Patch(_SCENARIO, "    second_writers: bool = False\n", "    second_writers: bool = True\n"),
+    Patch(_SCENARIO, "    stall_flips: int = 0\n", "    stall_flips: int = 1\n"),
 )
 # fenced runs `tagjoin keep`, which starts no pass on a follower; watch runs the handler on every
 # server on each event, so a follower that goes on to EC2 shows there.
@@ -271,6 +275,7 @@ class Outcome:
     invariants: list[str] = field(default_factory=list)  # broken in the first failing chunk, in order
     first_invariant: str | None = None  # the first violation of the first failing seed
     strategy: str = "-"  # the strategy whose sweep caught it
+    control_fails: dict[str, frozenset[int]] = field(default_factory=dict)  # control: strategy → failing seeds
     error: str | None = None  # the mutant could not be applied, or the sweep crashed
     seconds: float = 0.0
 
@@ -288,15 +293,21 @@ def sweep(
     seed_start: int = 0,
     strategy: str = "fenced",
     extra: Sequence[str] = (),
+    shared: frozenset[int] = frozenset(),
+    through: bool = False,
 ) -> tuple[int, list[dict[str, object]], str | None]:
-    """Seeds run, the violations of the first failing chunk (empty if none), and an error."""
+    """Seeds run, the violations of the first failing chunk (empty if none), and an error.
+
+    Violations of seeds in `shared` (those the unmutated control fails too) are left out: they
+    say nothing of the mutant. `through` runs every seed and returns every violation."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     deadline = time.monotonic() + budget_s
     done, chunk = 0, 10
+    found: list[dict[str, object]] = []
     while done < seeds:
         left = deadline - time.monotonic()
         if left <= 0:
-            return done, [], f"time budget of {budget_s:.0f} s spent after {done} seeds"
+            return done, found, f"time budget of {budget_s:.0f} s spent after {done} seeds"
         n = min(chunk, seeds - done)
         cmd = [
             sys.executable,
@@ -319,16 +330,17 @@ def sweep(
         try:
             run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tree, timeout=left, check=False)
         except subprocess.TimeoutExpired:
-            return done, [], f"time budget of {budget_s:.0f} s spent after {done} seeds"
+            return done, found, f"time budget of {budget_s:.0f} s spent after {done} seeds"
         if run.returncode not in (0, 1):
-            return done, [], f"sweep exited {run.returncode}: {run.stderr.strip()[-400:]}"
+            return done, found, f"sweep exited {run.returncode}: {run.stderr.strip()[-400:]}"
         report = json.loads(run.stdout)
         done += n
-        violations: list[dict[str, object]] = report["violations"]
-        if violations:
+        violations = [v for v in report["violations"] if int(str(v["seed"])) not in shared]
+        found.extend(violations)
+        if violations and not through:
             return done, violations, None
         chunk = min(chunk * 2, 80)
-    return done, [], None
+    return done, found, None
 
 
 def measure(
@@ -339,9 +351,12 @@ def measure(
     budget_s: float,
     strategies: Sequence[str] = STRATEGIES,
     extra: Sequence[str] = (),
+    shared: Mapping[str, frozenset[int]] | None = None,
 ) -> Outcome:
-    """One row of the table; `mutant` None is the control run on unmutated code. Each strategy in
-    turn sweeps the seeds (sharing the time budget) until one catches the mutant."""
+    """One row of the table; `mutant` None is the control run on unmutated code, which sweeps every
+    seed of every strategy and records the seeds it fails (`Outcome.control_fails`). A mutant's
+    strategies sweep in turn (sharing the time budget) until one catches it on a seed that its
+    control, in `shared`, does not fail."""
     out = Outcome(mutant.name if mutant else "(none: control)", mutant.kind if mutant else "-")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tagjoin-mutant-") as tmp:
@@ -356,19 +371,37 @@ def measure(
         violations: list[dict[str, object]] = []
         for strategy in strategies:
             left = budget_s - (time.monotonic() - started)
-            done, violations, error = sweep(tree, seeds, jobs=jobs, budget_s=left, strategy=strategy, extra=extra)
+            done, violations, error = sweep(
+                tree,
+                seeds,
+                jobs=jobs,
+                budget_s=left,
+                strategy=strategy,
+                extra=extra,
+                shared=(shared or {}).get(strategy, frozenset()),
+                through=mutant is None,
+            )
             out.seeds_run += done
             out.error = out.error or error
+            if mutant is None:
+                out.control_fails[strategy] = frozenset(int(str(v["seed"])) for v in violations)
+                out.invariants = sorted({*out.invariants, *(f"{strategy}: {v['invariant']}" for v in violations)})
+                continue
             if violations:
                 out.strategy = strategy
                 break
     out.seconds = time.monotonic() - started
-    if violations:
+    if violations and mutant is not None:
         first = min(violations, key=lambda v: (int(str(v["seed"])), float(str(v["t_ms"]))))
         out.first_seed = int(str(first["seed"]))
         out.first_invariant = str(first["invariant"])
         out.invariants = sorted({str(v["invariant"]) for v in violations})
     return out
+
+
+def _seed_list(seeds: frozenset[int]) -> str:
+    shown = ", ".join(map(str, sorted(seeds)[:5]))
+    return f"{len(seeds)} seeds ({shown}{' …' if len(seeds) > 5 else ''})" if seeds else "0"
 
 
 def table(outcomes: Sequence[Outcome]) -> str:
@@ -377,6 +410,13 @@ def table(outcomes: Sequence[Outcome]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
+        if o.kind == "-":
+            fails = "; ".join(f"{st}: {_seed_list(f)}" for st, f in o.control_fails.items())
+            lines.append(
+                f"| {o.mutant} | - | failing seeds (not credited to any mutant): {fails or '-'} | - | "
+                f"{', '.join(o.invariants) or '-'} | - | {o.seeds_run} | {o.seconds:.0f} |"
+            )
+            continue
         if o.error and not o.caught:
             caught = "**error**" if o.seeds_run == 0 else "no (budget)"
         else:
@@ -399,11 +439,13 @@ def run_all(
 ) -> list[Outcome]:
     chosen = [by_name(n) for n in names] if names else list(MUTANTS)
     outcomes: list[Outcome] = []
+    shared: dict[str, frozenset[int]] = {}
     if control:
-        outcomes.append(measure(None, seeds, jobs=jobs, budget_s=budget_s, strategies=strategies))
+        outcomes.append(measure(None, seeds, jobs=jobs, budget_s=budget_s * len(strategies), strategies=strategies))
+        shared = outcomes[-1].control_fails
         print(table(outcomes[-1:]).splitlines()[-1], flush=True)
     for mutant in chosen:
-        outcomes.append(measure(mutant, seeds, jobs=jobs, budget_s=budget_s, strategies=strategies))
+        outcomes.append(measure(mutant, seeds, jobs=jobs, budget_s=budget_s, strategies=strategies, shared=shared))
         print(table(outcomes[-1:]).splitlines()[-1], flush=True)
     return outcomes
 

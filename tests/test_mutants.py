@@ -93,3 +93,17 @@ def test_a_follower_that_calls_ec2_fails_the_cost_invariant_under_watch() -> Non
 
     (outcome,) = run_all(["follower-proceeds"], 100, jobs=2, budget_s=600, control=False)
     assert (outcome.caught, outcome.strategy, outcome.first_invariant) == (True, "watch", "C1")
+
+
+@pytest.mark.slow
+def test_a_failure_the_control_shares_is_not_credited_to_a_mutant() -> None:
+    from benchmarks.mutants import sweep
+
+    # The unmutated naive scheme fails S4 on many seeds: run through, every failing seed is found.
+    done, found, error = sweep(ROOT, 6, jobs=1, budget_s=300, strategy="naive", through=True)
+    assert (done, error) == (6, None)
+    failing = frozenset(int(str(v["seed"])) for v in found)
+    assert failing, "naive is expected to fail some of these seeds"
+    # Told those seeds fail without any mutant, the same sweep finds nothing to credit.
+    done, credited, error = sweep(ROOT, 6, jobs=1, budget_s=300, strategy="naive", shared=failing)
+    assert (done, credited, error) == (6, [], None)

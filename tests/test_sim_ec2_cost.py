@@ -9,7 +9,7 @@ import pytest
 from tagjoin.sim.aws.ec2_account import Ec2World
 from tagjoin.sim.harness.invariants.c1_ec2_cost import Ec2CostBounded
 from tagjoin.sim.harness.invariants.observations import Ec2Request
-from tagjoin.sim.harness.scenario import CLUSTER, TAG_KEY, ScenarioConfig, build, run_scenario
+from tagjoin.sim.harness.scenario import CLUSTER, EARLIER_FAULT_KINDS, TAG_KEY, ScenarioConfig, build, run_scenario
 
 LEADER_CALL = Ec2Request(10, "a", "DescribeInstances", 5, True, 1, 20)
 
@@ -61,6 +61,7 @@ def test_decoys_carry_the_tag_outside_the_scope_and_the_handoff_ignores_them() -
 @pytest.mark.parametrize("strategy", ["fenced", "watch"])
 def test_adversarial_schedule_stays_clean_on_core(strategy: str) -> None:
     # Seed 3 pauses the leader after 4 calls of a pass on top of a handler crash; small pages and decoys are on.
-    rec = run_scenario(ScenarioConfig(seed=3, strategy=strategy, extra_faults=1), keep_log=True)
+    config = ScenarioConfig(seed=3, strategy=strategy, extra_faults=1, faults=EARLIER_FAULT_KINDS)
+    rec = run_scenario(config, keep_log=True)
     assert any("paused-pass" in line for line in rec.schedule), rec.schedule
     assert rec.violations == [], rec.schedule

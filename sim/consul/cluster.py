@@ -335,6 +335,16 @@ class Cluster:
         self.bus.publish(NetworkChanged(self.engine.now, self.net.groups))
         self._reassess()
 
+    def cut(self, a: str, b: str) -> None:
+        """A partial partition: `a` and `b` lose each other while both still reach everyone else."""
+        self.net.cut(self._node(a).name, self._node(b).name)
+        self.bus.publish(NetworkChanged(self.engine.now, self.net.groups))
+        self._reassess()
+
+    def lossy(self, name: str, peers: Iterable[str], rate: float) -> None:
+        """Every Raft message between `name` and each of `peers` is lost with probability `rate`."""
+        self.net.lossy(self._node(name).name, [self._node(p).name for p in peers], rate)
+
     def isolate(self, name: str) -> None:
         self.partition([[name]])
 

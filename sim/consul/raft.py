@@ -429,9 +429,9 @@ class RaftServer:
             # (a pooled connection, hashicorp/raft net_transport.go): it keeps following, but
             # the leader's lease does not count it.
             peer = self._peer_in_reach(server.name, both_ways=False)
-            if peer is None:
+            if peer is None or self.host.net.lost(peer.name, self.name):
                 continue
-            answered = self.host.hears(self.node, peer.node)
+            answered = self.host.hears(self.node, peer.node) and not self.host.net.lost(self.name, peer.name)
             if peer.term > self.term:
                 # hashicorp/raft replication.go replicateTo: `resp.Term > req.Term` →
                 # handleStaleTerm → the leader steps down. Without pre-vote (Consul <= 1.19) this

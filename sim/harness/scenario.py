@@ -34,7 +34,7 @@ from tagjoin.sim.harness import booting
 from tagjoin.sim.harness.invariants.observations import Ec2Request, NewLeader, Observation, RunEnd, TagWrite
 from tagjoin.sim.harness.invariants.suite import InvariantSuite
 from tagjoin.sim.harness.recording import FaultSpan, LeaderSpan, Recording, TagSample, Write
-from tagjoin.sim.harness.tag_runners import HandlerConfig, HandlerFleet
+from tagjoin.sim.harness.tag_runners import BEFORE_WRITE, HandlerConfig, HandlerFleet
 
 FAULT_KINDS = (
     "leave",
@@ -56,7 +56,13 @@ FAULT_KINDS = (
     "asg-replace",
     "cold-start",
     "restart-all",
+    # Appended, so that seeds kept as tests with the kinds above (EARLIER_FAULT_KINDS) draw the
+    # same fault and schedule as when they were found.
+    "partial-partition",
+    "link-loss",
+    "keeper-stall",
 )
+EARLIER_FAULT_KINDS = FAULT_KINDS[:19]
 # fenced: `tagjoin keep` on every server; watch: `consul watch -type=checks` running `tagjoin
 # watch-handler` on every server; naive: the scheme as first described, a `nodes` watch on every
 # node running a handler that moves a `true` tag, unfenced.
@@ -108,9 +114,15 @@ class ScenarioConfig:
     # Leadership moved on to another server whose handoff pass is then paused part way, so that
     # a third server usually leads meanwhile and the paused pass resumes with a stale plan (not naive).
     flip_faults: int = 0
+    # Every tag process stalls once mid-pass while leadership moves A → B → A → B (not naive).
+    stall_flips: int = 0
     # With each flip, this many running clients carry a lower-term tag, as a pass that crashed
     # between its create and its deletes leaves them: a leader must page through every holder.
     stale_tags: int = 0
+    # Every server runs both tag processes the kit can ship (`keep` and the watch handler), as
+    # the `two-writers` fault does, in every seed (not naive). Off by default, since it changes
+    # every seed's schedule; benchmarks/mutants.py sweeps with it on.
+    second_writers: bool = False
     # What a sweep reports these runs under (Recording.strategy); the strategy when empty. A sweep
     # that runs one strategy under two raft profiles names them apart: "fenced/no-pre-vote".
     label: str = ""
@@ -218,6 +230,8 @@ def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
             _schedule_paused_pass(s, n)
         for n in range(config.flip_faults if config.strategy != "naive" else 0):
             _schedule_flip_during_pass(s, n)
+        for n in range(config.stall_flips if config.strategy != "naive" else 0):
+            _schedule_stall_flip(s, n)
     _schedule_joiners(s)
     return s
 
@@ -391,6 +405,16 @@ def _start_tag_process(s: Scenario, node: str) -> None:
         s.fleet.start_keeper(node, after_ms=s.cluster.engine.streams.get("keeper.phase", node).randint(0, interval))
     else:
         s.fleet.start_watch(node)
+    # second_writers: a server's first tag process brings the kit's other one along.
+    second = f"{node}/{'keep' if s.config.strategy == 'watch' else 'watch'}"
+    if (
+        s.config.second_writers
+        and s.config.strategy != "naive"
+        and second not in s.fleet.handlers
+        and node in s.cluster.servers()
+    ):
+        s.fleet.add(node, key=second)
+        _start_tag_process(s, second)
 
 
 def _subscribe(s: Scenario) -> None:
@@ -654,9 +678,7 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
         # the leader crashes, leaves, or (k % 3 == 2) is moved away, back and away again a few
         # seconds apart, so passes of several terms are in flight on one node at once.
         span()
-        for key in sorted(s.fleet.handlers):
-            stall = engine.streams.get("scenario.stall", key)
-            s.fleet.stall_next_pass(key, stall.randint(0, 6), stall.randint(500, 10_000))
+        _stall_every_process(s, "scenario.stall")
         if k % 3 == 2:
             other = [n for n in servers if n != f.target][k % (len(servers) - 1)] if len(servers) > 1 else f.target
             gap = engine.streams.get("scenario.flip").randint(1_000, 4_000)
@@ -667,6 +689,39 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
             else:
                 cluster.crash(f.target)
             later(lambda: reboot(s, f.target))
+    elif f.kind == "partial-partition":
+        # The leader and one follower lose each other while both still reach the rest: the leader
+        # keeps its quorum through them, the cut follower campaigns (and, without pre-vote, comes
+        # back with a higher term). Gossip routes around it (memberlist indirect probes).
+        others = [n for n in servers if n != f.target]
+        if others:
+            span()
+            cluster.cut(f.target, others[k % len(others)])
+            later(cluster.heal)
+    elif f.kind == "link-loss":
+        # The leader's links to every other server drop each Raft heartbeat and vote with a drawn
+        # rate: at low rates nothing happens, at high ones the lease lapses and elections flap.
+        rate = (30 + 10 * k) / 100
+        span()
+        s.rec.schedule.append(f"t={engine.now}ms link-loss rate {rate:.0%}")
+        cluster.lossy(f.target, [n for n in servers if n != f.target], rate)
+        later(cluster.heal)
+    elif f.kind == "keeper-stall":
+        # The leader's tag process alone stalls (CPU starvation, a slow disk, SIGSTOP) in its next
+        # pass, which a client's crash starts at once, while its agent runs on; for odd k the
+        # leadership moves away meanwhile, so the pass resumes for a term the node no longer leads.
+        span()
+        s.fleet.stall_next_pass(f.target, k % 4, f.duration)
+        clients = [c for c in cluster.clients() if cluster.is_up(c)]
+        if clients:
+            victim = clients[k % len(clients)]
+            cluster.crash(victim)
+            engine.schedule(5_000, lambda: reboot(s, victim), "fault.keeper-stall.wake-end")
+        if k % 2:
+            others = [n for n in servers if n != f.target]
+            if others:
+                to = others[k % len(others)]
+                engine.schedule(1_000 + 250 * k, lambda: _flip_flop(s, (to,), 0), "fault.keeper-stall.move")
     elif f.kind in ("ip-reuse", "asg-replace"):
         # The leader's instance is terminated. ip-reuse: another cluster's instance comes up on its
         # private IP, carrying that cluster's own leader tag. asg-replace: the group launches a
@@ -717,6 +772,40 @@ def _rebuild(s: Scenario, servers: list[str]) -> None:
         s.cluster.restart(node)
     for node in servers:
         _boot_join(s, node, s.config.join_deadline_ms, record=False)
+
+
+def _stall_every_process(s: Scenario, stream: str, *, before_write: bool = False) -> None:
+    """Every tag process stalls once, alone, part way into its next pass (0-6 calls in, 0.5-10 s);
+    with `before_write`, half of them right before their pass's first tag write instead."""
+    for key in sorted(s.fleet.handlers):
+        stall = s.cluster.engine.streams.get(stream, key)
+        after = stall.randint(0, 6)
+        ms = stall.randint(500, 10_000)
+        if before_write and stall.random() < 0.5:
+            after = BEFORE_WRITE
+        s.fleet.stall_next_pass(key, after, ms)
+
+
+def _schedule_stall_flip(s: Scenario, n: int) -> None:
+    """A further fault: every tag process stalls in its next pass while leadership moves from the
+    leader A to another server B, back to A and to B again, a few seconds apart, so that passes of
+    several terms are in flight on one node at once (the `two-writers` fault's schedule)."""
+    cfg, engine = s.config, s.cluster.engine
+    rng = engine.streams.get("scenario.stall-flip", str(n))
+    at = rng.randint(cfg.fault_window_ms[0], cfg.fault_window_ms[1] + 10_000)
+    gap, pick = rng.randint(1_000, 4_000), rng.randrange(1 << 16)
+
+    def inject() -> None:
+        leader = s.cluster.leader()
+        others = [x for x in s.cluster.servers() if x != leader and s.cluster.is_up(x)]
+        if leader is None or not others:
+            return
+        other = others[pick % len(others)]
+        s.rec.schedule.append(f"t={engine.now}ms stall-flip {leader} -> {other} -> {leader} -> {other}")
+        _stall_every_process(s, f"scenario.stall-flip.{n}", before_write=True)
+        _flip_flop(s, (other, leader, other), gap)
+
+    engine.schedule_at(at, inject, "fault.stall-flip")
 
 
 def _flip_flop(s: Scenario, targets: tuple[str, ...], gap_ms: int) -> None:

@@ -42,6 +42,8 @@ Steps = Generator[Checkpoint, None, Any]
 # How often a held blocking query looks whether its agent would answer now. Changes land between
 # two looks; a finer grain costs simulator time without changing what a keeper decides.
 HOLD_POLL_MS = 100
+BEFORE_WRITE = -1  # stall_next_pass: right before the pass's first tag write
+_WRITES = ("ec2:CreateTags", "ec2:DeleteTags")
 # ConsulClient's own timeout (ConsulSettings.timeout): a query to a stopped agent fails after it.
 CLIENT_TIMEOUT_S = 5.0
 
@@ -92,7 +94,8 @@ class NodeHandler:
     in_handler: bool = False  # the watch is running its handler (a pass), not waiting on its query
     dead_until: int = -1  # killed by a handler-crash fault until then
     interrupt: tuple[int, Callable[[], None] | None] | None = None  # (calls left, action; None = kill)
-    stall: tuple[int, int] | None = None  # (calls left, ms): the process alone stalls mid-pass
+    stall: tuple[int, int] | None = None  # (calls left or BEFORE_WRITE, ms): the process alone stalls mid-pass
+    pending: str = ""  # the call its last checkpoint announced, made at its next step
     reports: list[Report] = field(default_factory=list)
     machine: str = ""  # the node it runs on, when a second process there is keyed "<node>/<what>"
     pass_started: int | None = None  # when its current handoff pass began (C1 judges its EC2 calls)
@@ -237,7 +240,8 @@ class HandlerFleet:
 
     def stall_next_pass(self, key: str, after_calls: int, stall_ms: int) -> None:
         """Between two API calls of the process's next pass, it alone stalls for `stall_ms` (CPU
-        starvation, a slow disk); its agent and the rest of the node go on."""
+        starvation, a slow disk); its agent and the rest of the node go on. `after_calls` may be
+        BEFORE_WRITE: right before the first tag write of the next pass that makes one."""
         h = self.handlers.get(key)
         if h is not None:
             h.stall = (after_calls, stall_ms)
@@ -301,12 +305,15 @@ class HandlerFleet:
             h.interrupt = (calls - 1, action)
         if h.stall is not None and h.in_pass:
             calls, stall_ms = h.stall
+            if calls == BEFORE_WRITE:
+                calls = 0 if h.pending.startswith(_WRITES) else 1
             if calls <= 0:
                 h.stall = None
                 self.log(h.node, f"process stalls mid-pass for {stall_ms} ms")
                 self._schedule_step(h, stall_ms)
                 return
-            h.stall = (calls - 1, stall_ms)
+            elif h.stall[0] != BEFORE_WRITE:
+                h.stall = (calls - 1, stall_ms)
         self.current, self.current_process = h.host, h
         passes = len(h.keeper.passes) if h.keeper is not None else 0
         entering = not h.in_pass
@@ -331,6 +338,7 @@ class HandlerFleet:
             h.pass_started, h.pass_calls = self.engine.now, 0
         if h.keeper is not None and len(h.keeper.passes) > passes:
             h.reports.append(h.keeper.passes[-1])
+        h.pending = checkpoint.call
         delay = self._latency(h) + h.clock.take_debt()
         if checkpoint.consul is not None:
             self._hold(h, ApiRequest.build("GET", checkpoint.consul), delay)

@@ -20,7 +20,11 @@ class Network:
     sender's RPC times out long before the pause ends, so dropping is the faithful outcome), or to
     an agent paused alone with `paused_alone`, which reads them when it resumes.
 
-    A one-way cut (`one_way`) makes a listener deaf to some speakers while they still hear it.
+    A one-way cut (`one_way`) makes a listener deaf to some speakers while they still hear it; a
+    partial partition (`cut`) is a one-way cut both ways between two nodes that both still reach
+    everyone else, so reachability is no longer transitive. A lossy link (`lossy`) drops each
+    message on it with a probability, drawn from its own stream (`lost`): TCP hides the loss from
+    an RPC as delay, but a Raft heartbeat or vote that is lost is not resent.
     `connected` ignores it: memberlist's indirect probes (hashicorp/memberlist state.go,
     probeNode: IndirectChecks through other members) route around a one-way cut, so gossip sees
     the pair as connected. A message (`send`) needs only its own direction; a TCP request and its
@@ -34,6 +38,8 @@ class Network:
         self._group: dict[str, int] = {}
         self.groups: tuple[tuple[str, ...], ...] = ()
         self._deaf: frozenset[tuple[str, str]] = frozenset()  # (listener, speaker)
+        self._loss: dict[tuple[str, str], float] = {}  # (listener, speaker) → drop probability
+        self._loss_rng = engine.streams.get("net.loss")
         self.messages_sent = 0
 
     def connected(self, a: str, b: str) -> bool:
@@ -48,6 +54,22 @@ class Network:
     def one_way(self, listener: str, speakers: Iterable[str]) -> None:
         """`listener` stops hearing `speakers`; they still hear it (until `heal`)."""
         self._deaf = self._deaf | {(listener, s) for s in speakers if s != listener}
+
+    def cut(self, a: str, b: str) -> None:
+        """`a` and `b` stop hearing each other; both still reach every other node (until `heal`)."""
+        self.one_way(a, [b])
+        self.one_way(b, [a])
+
+    def lossy(self, node: str, peers: Iterable[str], rate: float) -> None:
+        """Each message between `node` and each of `peers`, either way, is lost with `rate`."""
+        for peer in peers:
+            if peer != node:
+                self._loss[(node, peer)] = self._loss[(peer, node)] = rate
+
+    def lost(self, listener: str, speaker: str) -> bool:
+        """Whether this one message from `speaker` to `listener` is lost on a lossy link."""
+        rate = self._loss.get((listener, speaker))
+        return rate is not None and self._loss_rng.random() < rate
 
     def group_of(self, name: str) -> int:
         return self._group.get(name, REST) if self._group else 0
@@ -70,6 +92,7 @@ class Network:
         self._group = {}
         self.groups = ()
         self._deaf = frozenset()
+        self._loss = {}
 
     @property
     def partitioned(self) -> bool:
@@ -83,6 +106,8 @@ class Network:
         if not (src.responsive and self.hears(dst.name, src.name)):
             return False
         self.messages_sent += 1
+        if self.lost(dst.name, src.name):
+            return True  # sent, and lost on the way: the sender cannot tell
         epoch = dst.epoch
 
         def arrive() -> None:

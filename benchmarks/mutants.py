@@ -266,6 +266,19 @@ def apply(mutant: Mutant, tree: Path) -> None:
         (tree / rel).write_text(text)
 
 
+@dataclass(frozen=True)
+class Control:
+    """What the unmutated code did under one strategy: how many seeds it ran (from 0) and the
+    (seed, invariant) pairs it failed."""
+
+    seeds_run: int
+    fails: frozenset[tuple[int, str]]
+
+    def clean(self, violation: Mapping[str, object]) -> bool:
+        seed = int(str(violation["seed"]))
+        return seed < self.seeds_run and (seed, str(violation["invariant"])) not in self.fails
+
+
 @dataclass
 class Outcome:
     mutant: str
@@ -275,7 +288,7 @@ class Outcome:
     invariants: list[str] = field(default_factory=list)  # broken in the first failing chunk, in order
     first_invariant: str | None = None  # the first violation of the first failing seed
     strategy: str = "-"  # the strategy whose sweep caught it
-    control_fails: dict[str, frozenset[int]] = field(default_factory=dict)  # control: strategy → failing seeds
+    controls: dict[str, Control] = field(default_factory=dict)  # the control row: strategy → what it did
     error: str | None = None  # the mutant could not be applied, or the sweep crashed
     seconds: float = 0.0
 
@@ -293,13 +306,14 @@ def sweep(
     seed_start: int = 0,
     strategy: str = "fenced",
     extra: Sequence[str] = (),
-    shared: frozenset[int] = frozenset(),
+    control: Control | None = None,
     through: bool = False,
 ) -> tuple[int, list[dict[str, object]], str | None]:
     """Seeds run, the violations of the first failing chunk (empty if none), and an error.
 
-    Violations of seeds in `shared` (those the unmutated control fails too) are left out: they
-    say nothing of the mutant. `through` runs every seed and returns every violation."""
+    With a `control` (the unmutated code's sweep of this strategy), a violation counts only on a
+    seed the control ran and did not fail with the same invariant: anything else says nothing of
+    the mutant. `through` runs every seed and returns every violation."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     deadline = time.monotonic() + budget_s
     done, chunk = 0, 10
@@ -335,7 +349,7 @@ def sweep(
             return done, found, f"sweep exited {run.returncode}: {run.stderr.strip()[-400:]}"
         report = json.loads(run.stdout)
         done += n
-        violations = [v for v in report["violations"] if int(str(v["seed"])) not in shared]
+        violations = [v for v in report["violations"] if control is None or control.clean(v)]
         found.extend(violations)
         if violations and not through:
             return done, violations, None
@@ -351,12 +365,12 @@ def measure(
     budget_s: float,
     strategies: Sequence[str] = STRATEGIES,
     extra: Sequence[str] = (),
-    shared: Mapping[str, frozenset[int]] | None = None,
+    controls: Mapping[str, Control] | None = None,
 ) -> Outcome:
     """One row of the table; `mutant` None is the control run on unmutated code, which sweeps every
-    seed of every strategy and records the seeds it fails (`Outcome.control_fails`). A mutant's
-    strategies sweep in turn (sharing the time budget) until one catches it on a seed that its
-    control, in `shared`, does not fail."""
+    seed of every strategy and records what it fails (`Outcome.controls`). A mutant's strategies
+    sweep in turn (sharing the time budget) until one catches it where its control, in
+    `controls`, ran clean (see `sweep`)."""
     out = Outcome(mutant.name if mutant else "(none: control)", mutant.kind if mutant else "-")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tagjoin-mutant-") as tmp:
@@ -378,13 +392,14 @@ def measure(
                 budget_s=left,
                 strategy=strategy,
                 extra=extra,
-                shared=(shared or {}).get(strategy, frozenset()),
+                control=None if controls is None else controls.get(strategy, Control(0, frozenset())),
                 through=mutant is None,
             )
             out.seeds_run += done
             out.error = out.error or error
             if mutant is None:
-                out.control_fails[strategy] = frozenset(int(str(v["seed"])) for v in violations)
+                fails = frozenset((int(str(v["seed"])), str(v["invariant"])) for v in violations)
+                out.controls[strategy] = Control(done, fails)
                 out.invariants = sorted({*out.invariants, *(f"{strategy}: {v['invariant']}" for v in violations)})
                 continue
             if violations:
@@ -399,9 +414,10 @@ def measure(
     return out
 
 
-def _seed_list(seeds: frozenset[int]) -> str:
-    shown = ", ".join(map(str, sorted(seeds)[:5]))
-    return f"{len(seeds)} seeds ({shown}{' …' if len(seeds) > 5 else ''})" if seeds else "0"
+def _seed_list(fails: frozenset[tuple[int, str]]) -> str:
+    """The control's failures for the table; a mutant gets no credit for these."""
+    shown = ", ".join(f"{seed} {inv}" for seed, inv in sorted(fails)[:5])
+    return f"{len(fails)} ({shown}{' …' if len(fails) > 5 else ''})" if fails else "none"
 
 
 def table(outcomes: Sequence[Outcome]) -> str:
@@ -411,9 +427,9 @@ def table(outcomes: Sequence[Outcome]) -> str:
     ]
     for o in outcomes:
         if o.kind == "-":
-            fails = "; ".join(f"{st}: {_seed_list(f)}" for st, f in o.control_fails.items())
+            ran = "; ".join(f"{st}: {c.seeds_run} seeds, failing {_seed_list(c.fails)}" for st, c in o.controls.items())
             lines.append(
-                f"| {o.mutant} | - | failing seeds (not credited to any mutant): {fails or '-'} | - | "
+                f"| {o.mutant} | - | {ran or '-'}{f' ({o.error})' if o.error else ''} | - | "
                 f"{', '.join(o.invariants) or '-'} | - | {o.seeds_run} | {o.seconds:.0f} |"
             )
             continue
@@ -439,13 +455,13 @@ def run_all(
 ) -> list[Outcome]:
     chosen = [by_name(n) for n in names] if names else list(MUTANTS)
     outcomes: list[Outcome] = []
-    shared: dict[str, frozenset[int]] = {}
+    controls: dict[str, Control] | None = None
     if control:
         outcomes.append(measure(None, seeds, jobs=jobs, budget_s=budget_s * len(strategies), strategies=strategies))
-        shared = outcomes[-1].control_fails
+        controls = outcomes[-1].controls
         print(table(outcomes[-1:]).splitlines()[-1], flush=True)
     for mutant in chosen:
-        outcomes.append(measure(mutant, seeds, jobs=jobs, budget_s=budget_s, strategies=strategies, shared=shared))
+        outcomes.append(measure(mutant, seeds, jobs=jobs, budget_s=budget_s, strategies=strategies, controls=controls))
         print(table(outcomes[-1:]).splitlines()[-1], flush=True)
     return outcomes
 

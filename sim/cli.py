@@ -300,8 +300,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for strategy, profile in [(s, p) for s in _strategies(args.strategy) for p in _profiles(args.raft_profile)]:
         config = _scenario_config(args, args.seed, strategy, profile)
         rec = run_scenario(config, keep_log=True)
-        # run_scenario(keep_log=True) puts the handlers' log after the fault schedule, one line a fault.
-        schedule, log = rec.schedule[: len(rec.faults)], rec.schedule[len(rec.faults) :]
+        # run_scenario(keep_log=True) puts the handlers' log after the fault schedule; schedule
+        # lines start "t=<ms>ms", log lines with the time right-aligned.
+        schedule = [line for line in rec.schedule if line.startswith("t=")]
+        log = [line for line in rec.schedule if not line.startswith("t=")]
         trace = _trace(rec, log)
         names = [*INVARIANTS, *sorted({v.invariant for v in rec.violations} - set(INVARIANTS))]
         runs.append(

@@ -95,15 +95,28 @@ def test_a_follower_that_calls_ec2_fails_the_cost_invariant_under_watch() -> Non
     assert (outcome.caught, outcome.strategy, outcome.first_invariant) == (True, "watch", "C1")
 
 
+def test_a_catch_counts_only_where_the_control_ran_clean() -> None:
+    from benchmarks.mutants import Control
+
+    control = Control(seeds_run=10, fails=frozenset({(3, "L1")}))
+    assert not control.clean({"seed": 3, "invariant": "L1"}), "the control fails this seed the same way"
+    assert control.clean({"seed": 3, "invariant": "S1"}), "a different invariant on that seed is the mutant's"
+    assert control.clean({"seed": 4, "invariant": "L1"})
+    assert not control.clean({"seed": 10, "invariant": "S3"}), "the control never ran seed 10"
+
+
 @pytest.mark.slow
-def test_a_failure_the_control_shares_is_not_credited_to_a_mutant() -> None:
-    from benchmarks.mutants import sweep
+def test_the_control_sweep_records_every_failure_and_a_mutant_sweep_skips_them() -> None:
+    from benchmarks.mutants import Control, sweep
 
     # The unmutated naive scheme fails S4 on many seeds: run through, every failing seed is found.
     done, found, error = sweep(ROOT, 6, jobs=1, budget_s=300, strategy="naive", through=True)
     assert (done, error) == (6, None)
-    failing = frozenset(int(str(v["seed"])) for v in found)
-    assert failing, "naive is expected to fail some of these seeds"
-    # Told those seeds fail without any mutant, the same sweep finds nothing to credit.
-    done, credited, error = sweep(ROOT, 6, jobs=1, budget_s=300, strategy="naive", shared=failing)
+    control = Control(done, frozenset((int(str(v["seed"])), str(v["invariant"])) for v in found))
+    assert control.fails, "naive is expected to fail some of these seeds"
+    # The same code swept again as if it were a mutant finds nothing to credit.
+    done, credited, error = sweep(ROOT, 6, jobs=1, budget_s=300, strategy="naive", control=control)
     assert (done, credited, error) == (6, [], None)
+    # Without the control, the same sweep stops at the first failing chunk.
+    done, uncredited, error = sweep(ROOT, 6, jobs=1, budget_s=300, strategy="naive")
+    assert uncredited and error is None

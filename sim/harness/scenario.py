@@ -36,7 +36,10 @@ from tagjoin.sim.harness.invariants.suite import InvariantSuite
 from tagjoin.sim.harness.recording import FaultSpan, LeaderSpan, Recording, TagSample, Write
 from tagjoin.sim.harness.tag_runners import BEFORE_WRITE, HandlerConfig, HandlerFleet
 
-FAULT_KINDS = (
+# The kinds seeds were kept as regression tests under: FAULT_KINDS only ever appends to them, so
+# that those seeds (and most others: the draw is by rejection sampling over the same bits) keep
+# drawing the fault and schedule they were found with.
+EARLIER_FAULT_KINDS = (
     "leave",
     "crash",
     "partition",
@@ -56,13 +59,8 @@ FAULT_KINDS = (
     "asg-replace",
     "cold-start",
     "restart-all",
-    # Appended, so that seeds kept as tests with the kinds above (EARLIER_FAULT_KINDS) draw the
-    # same fault and schedule as when they were found.
-    "partial-partition",
-    "link-loss",
-    "keeper-stall",
 )
-EARLIER_FAULT_KINDS = FAULT_KINDS[:19]
+FAULT_KINDS = (*EARLIER_FAULT_KINDS, "partial-partition", "link-loss", "keeper-stall")
 # fenced: `tagjoin keep` on every server; watch: `consul watch -type=checks` running `tagjoin
 # watch-handler` on every server; naive: the scheme as first described, a `nodes` watch on every
 # node running a handler that moves a `true` tag, unfenced.
@@ -574,10 +572,10 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
     f.target = leader or servers[0]
     end = engine.now + f.duration
 
-    def span(kind: str = f.kind, until: int = end) -> None:
+    def span(kind: str = f.kind, until: int = end, what: str = "") -> None:
         s.healed_at = max(s.healed_at, engine.now if until >= s.config.duration_ms else until)
         s.rec.faults.append(FaultSpan(engine.now, until, kind, f.target))
-        s.rec.schedule.append(f"t={engine.now}ms {kind} {f.target} for {until - engine.now}ms")
+        s.rec.schedule.append(f"t={engine.now}ms {what or f'{kind} {f.target}'} for {until - engine.now}ms")
 
     def later(fn: Callable[[], None]) -> None:
         engine.schedule_at(end, fn, f"fault.{f.kind}.end")
@@ -693,35 +691,41 @@ def _inject(s: Scenario, f: _Fault, k: int) -> None:
         # The leader and one follower lose each other while both still reach the rest: the leader
         # keeps its quorum through them, the cut follower campaigns (and, without pre-vote, comes
         # back with a higher term). Gossip routes around it (memberlist indirect probes).
-        others = [n for n in servers if n != f.target]
+        others = [n for n in servers if n != f.target and cluster.is_up(n)]
         if others:
             span()
             cluster.cut(f.target, others[k % len(others)])
             later(cluster.heal)
     elif f.kind == "link-loss":
-        # The leader's links to every other server drop each Raft heartbeat and vote with a drawn
-        # rate: at low rates nothing happens, at high ones the lease lapses and elections flap.
+        # The leader's links to every other server fail each Raft heartbeat and vote at a drawn rate
+        # (30-90%): at low rates nothing happens; at high ones its lease lapses between writes and
+        # elections flap.
         rate = (30 + 10 * k) / 100
-        span()
-        s.rec.schedule.append(f"t={engine.now}ms link-loss rate {rate:.0%}")
+        span(what=f"{f.kind} {f.target} at {rate:.0%}")
         cluster.lossy(f.target, [n for n in servers if n != f.target], rate)
         later(cluster.heal)
     elif f.kind == "keeper-stall":
-        # The leader's tag process alone stalls (CPU starvation, a slow disk, SIGSTOP) in its next
-        # pass, which a client's crash starts at once, while its agent runs on; for odd k the
-        # leadership moves away meanwhile, so the pass resumes for a term the node no longer leads.
-        span()
-        s.fleet.stall_next_pass(f.target, k % 4, f.duration)
+        # The leader's tag process alone stalls (CPU starvation, a slow disk, a SIGSTOP of the keeper)
+        # in its next pass while its agent runs on; the fault starts when the stall does (the pass may
+        # come late). A client's crash gives that pass a reason to come once Serf notices it. For
+        # odd k, leadership moves away once the stall began: the pass resumes for a term the node
+        # no longer leads.
+        leader = f.target
+
+        def stalled() -> None:
+            span(until=engine.now + f.duration)
+            others = [n for n in cluster.servers() if n != leader and cluster.is_up(n)]
+            if k % 2 and others:
+                to = others[k % len(others)]
+                engine.schedule(1_000 + 250 * k, lambda: _flip_flop(s, (to,), 0), "fault.keeper-stall.move")
+
+        s.fleet.stall_next_pass(leader, k % 4, f.duration, on_taken=stalled, one_pass=True)
         clients = [c for c in cluster.clients() if cluster.is_up(c)]
         if clients:
             victim = clients[k % len(clients)]
+            s.healed_at = max(s.healed_at, engine.now + 5_000)
             cluster.crash(victim)
             engine.schedule(5_000, lambda: reboot(s, victim), "fault.keeper-stall.wake-end")
-        if k % 2:
-            others = [n for n in servers if n != f.target]
-            if others:
-                to = others[k % len(others)]
-                engine.schedule(1_000 + 250 * k, lambda: _flip_flop(s, (to,), 0), "fault.keeper-stall.move")
     elif f.kind in ("ip-reuse", "asg-replace"):
         # The leader's instance is terminated. ip-reuse: another cluster's instance comes up on its
         # private IP, carrying that cluster's own leader tag. asg-replace: the group launches a
@@ -775,37 +779,58 @@ def _rebuild(s: Scenario, servers: list[str]) -> None:
 
 
 def _stall_every_process(s: Scenario, stream: str, *, before_write: bool = False) -> None:
-    """Every tag process stalls once, alone, part way into its next pass (0-6 calls in, 0.5-10 s);
-    with `before_write`, half of them right before their pass's first tag write instead."""
+    """Every tag process stalls once, alone, part way into its next pass (0-6 calls in, 0.5-10 s).
+
+    With `before_write` (stall-flip), half of them stall right before their pass's first tag write
+    instead, each stall lapses with the pass it was meant for, and one that is taken extends the
+    time the faults heal by. Without it (two-writers, whose seeds are kept as tests), a stall waits
+    for a pass long enough to take it."""
+    engine = s.cluster.engine
     for key in sorted(s.fleet.handlers):
-        stall = s.cluster.engine.streams.get(stream, key)
+        stall = engine.streams.get(stream, key)
         after = stall.randint(0, 6)
         ms = stall.randint(500, 10_000)
-        if before_write and stall.random() < 0.5:
+        if not before_write:
+            s.fleet.stall_next_pass(key, after, ms)
+            continue
+        if stall.random() < 0.5:
             after = BEFORE_WRITE
-        s.fleet.stall_next_pass(key, after, ms)
+
+        def taken(ms: int = ms) -> None:
+            s.healed_at = max(s.healed_at, engine.now + ms)
+
+        s.fleet.stall_next_pass(key, after, ms, on_taken=taken, one_pass=True)
 
 
 def _schedule_stall_flip(s: Scenario, n: int) -> None:
     """A further fault: every tag process stalls in its next pass while leadership moves from the
     leader A to another server B, back to A and to B again, a few seconds apart, so that passes of
-    several terms are in flight on one node at once (the `two-writers` fault's schedule)."""
+    several terms are in flight on one node at once (the `two-writers` fault's schedule). With no
+    leader at the drawn time it tries again a little later, a few times."""
     cfg, engine = s.config, s.cluster.engine
     rng = engine.streams.get("scenario.stall-flip", str(n))
     at = rng.randint(cfg.fault_window_ms[0], cfg.fault_window_ms[1] + 10_000)
     gap, pick = rng.randint(1_000, 4_000), rng.randrange(1 << 16)
 
-    def inject() -> None:
+    def inject(tries: int) -> None:
         leader = s.cluster.leader()
         others = [x for x in s.cluster.servers() if x != leader and s.cluster.is_up(x)]
         if leader is None or not others:
+            if tries > 1:
+                engine.schedule(STALL_FLIP_RETRY_MS, lambda: inject(tries - 1), "fault.stall-flip")
             return
         other = others[pick % len(others)]
-        s.rec.schedule.append(f"t={engine.now}ms stall-flip {leader} -> {other} -> {leader} -> {other}")
+        now = engine.now
+        s.healed_at = max(s.healed_at, now + 3 * gap)
+        s.rec.faults.append(FaultSpan(now, now + 3 * gap, "stall-flip", leader))
+        s.rec.schedule.append(f"t={now}ms stall-flip {leader} -> {other} -> {leader} -> {other}, {gap}ms apart")
         _stall_every_process(s, f"scenario.stall-flip.{n}", before_write=True)
         _flip_flop(s, (other, leader, other), gap)
 
-    engine.schedule_at(at, inject, "fault.stall-flip")
+    engine.schedule_at(at, lambda: inject(STALL_FLIP_TRIES), "fault.stall-flip")
+
+
+STALL_FLIP_TRIES, STALL_FLIP_RETRY_MS = 5, 2_000
 
 
 def _flip_flop(s: Scenario, targets: tuple[str, ...], gap_ms: int) -> None:

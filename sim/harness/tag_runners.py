@@ -42,8 +42,26 @@ Steps = Generator[Checkpoint, None, Any]
 # How often a held blocking query looks whether its agent would answer now. Changes land between
 # two looks; a finer grain costs simulator time without changing what a keeper decides.
 HOLD_POLL_MS = 100
-BEFORE_WRITE = -1  # stall_next_pass: right before the pass's first tag write
+# A stall placed here hits a pass that has already passed its last look: what a slow CreateTags,
+# retried after throttling, does to a pass, and the window the node's handoff lock exists for.
+BEFORE_WRITE = -1
 _WRITES = ("ec2:CreateTags", "ec2:DeleteTags")
+
+
+@dataclass
+class Stall:
+    """The process alone stops for `ms` before a call of a pass (CPU starvation, a slow disk, a
+    retried request): after `calls` more calls, or at the first tag write (BEFORE_WRITE)."""
+
+    calls: int
+    ms: int
+    on_taken: Callable[[], None] | None = None  # the fault's span starts when the stall does
+    one_pass: bool = False  # lapses with the pass it fell into, rather than waiting for a later one
+
+    def due(self, pending: str) -> bool:
+        return pending.startswith(_WRITES) if self.calls == BEFORE_WRITE else self.calls <= 0
+
+
 # ConsulClient's own timeout (ConsulSettings.timeout): a query to a stopped agent fails after it.
 CLIENT_TIMEOUT_S = 5.0
 
@@ -94,7 +112,7 @@ class NodeHandler:
     in_handler: bool = False  # the watch is running its handler (a pass), not waiting on its query
     dead_until: int = -1  # killed by a handler-crash fault until then
     interrupt: tuple[int, Callable[[], None] | None] | None = None  # (calls left, action; None = kill)
-    stall: tuple[int, int] | None = None  # (calls left or BEFORE_WRITE, ms): the process alone stalls mid-pass
+    stall: Stall | None = None
     pending: str = ""  # the call its last checkpoint announced, made at its next step
     reports: list[Report] = field(default_factory=list)
     machine: str = ""  # the node it runs on, when a second process there is keyed "<node>/<what>"
@@ -238,13 +256,20 @@ class HandlerFleet:
             h.interrupt = (after_calls, action)
             h.interrupt_one_pass = one_pass
 
-    def stall_next_pass(self, key: str, after_calls: int, stall_ms: int) -> None:
-        """Between two API calls of the process's next pass, it alone stalls for `stall_ms` (CPU
-        starvation, a slow disk); its agent and the rest of the node go on. `after_calls` may be
-        BEFORE_WRITE: right before the first tag write of the next pass that makes one."""
+    def stall_next_pass(
+        self,
+        key: str,
+        after_calls: int,
+        stall_ms: int,
+        *,
+        on_taken: Callable[[], None] | None = None,
+        one_pass: bool = False,
+    ) -> None:
+        """Between two API calls of the process's next pass, it alone stalls for `stall_ms`; its agent
+        and the rest of the node go on. `after_calls` may be BEFORE_WRITE (see Stall)."""
         h = self.handlers.get(key)
         if h is not None:
-            h.stall = (after_calls, stall_ms)
+            h.stall = Stall(after_calls, stall_ms, on_taken, one_pass)
 
     def stop(self, node: str) -> None:
         """The node's agent died with the machine or its unit: every tag process on it dies too."""
@@ -303,17 +328,17 @@ class HandlerFleet:
                     self._schedule_step(h, 0)  # runs on once the node can
                 return
             h.interrupt = (calls - 1, action)
-        if h.stall is not None and h.in_pass:
-            calls, stall_ms = h.stall
-            if calls == BEFORE_WRITE:
-                calls = 0 if h.pending.startswith(_WRITES) else 1
-            if calls <= 0:
+        stall = h.stall
+        if stall is not None and h.in_pass:
+            if stall.due(h.pending):
                 h.stall = None
-                self.log(h.node, f"process stalls mid-pass for {stall_ms} ms")
-                self._schedule_step(h, stall_ms)
+                self.log(h.node, f"process stalls mid-pass for {stall.ms} ms")
+                if stall.on_taken is not None:
+                    stall.on_taken()
+                self._schedule_step(h, stall.ms)
                 return
-            elif h.stall[0] != BEFORE_WRITE:
-                h.stall = (calls - 1, stall_ms)
+            if stall.calls != BEFORE_WRITE:
+                stall.calls -= 1
         self.current, self.current_process = h.host, h
         passes = len(h.keeper.passes) if h.keeper is not None else 0
         entering = not h.in_pass
@@ -333,6 +358,8 @@ class HandlerFleet:
         if not h.in_pass:
             if not entering and h.interrupt_one_pass:
                 h.interrupt, h.interrupt_one_pass = None, False
+            if not entering and h.stall is not None and h.stall.one_pass:
+                h.stall = None
             h.pass_started = None
         elif entering:
             h.pass_started, h.pass_calls = self.engine.now, 0

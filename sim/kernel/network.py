@@ -22,9 +22,12 @@ class Network:
 
     A one-way cut (`one_way`) makes a listener deaf to some speakers while they still hear it; a
     partial partition (`cut`) is a one-way cut both ways between two nodes that both still reach
-    everyone else, so reachability is no longer transitive. A lossy link (`lossy`) drops each
-    message on it with a probability, drawn from its own stream (`lost`): TCP hides the loss from
-    an RPC as delay, but a Raft heartbeat or vote that is lost is not resent.
+    everyone else, so reachability is no longer transitive. A lossy link (`lossy`) fails each
+    message on it with a probability, drawn from a stream of its own (`lost`). Only the Raft
+    messages raft does not retry are failed: a heartbeat whose RPC fails waits for the next one
+    (hashicorp/raft replication.go `heartbeat`), a vote request that fails counts as no vote
+    (raft.go `electSelf`), a TimeoutNow is not resent; replication retries until it gets through,
+    so loss there would only be delay, and gossip rides over it (memberlist's indirect probes).
     `connected` ignores it: memberlist's indirect probes (hashicorp/memberlist state.go,
     probeNode: IndirectChecks through other members) route around a one-way cut, so gossip sees
     the pair as connected. A message (`send`) needs only its own direction; a TCP request and its

@@ -285,7 +285,11 @@ def _narrowed(backend: Any, filter_dict: dict[str, list[str]]) -> list[Any]:
     ips = filter_dict.get("private-ip-address")
     wanted_ips = None if ips is None else set(ips)
     keys = _required_tag_keys(filter_dict)
-    holders = None if keys is None else {rid for rid, tags in backend.tags.items() if not keys.isdisjoint(tags)}
+    holders = (
+        None
+        if keys is None
+        else {rid for rid, tags in backend.tags.items() if all(not k.isdisjoint(tags) for k in keys)}
+    )
     if wanted_ids is None and wanted_ips is None and holders is None:
         everything: list[Any] = backend.describe_instances(filters=filter_dict)
         return everything
@@ -330,19 +334,15 @@ def _tags_by_id() -> Iterator[None]:
         TaggedEC2Resource.get_tags = original  # type: ignore[method-assign]
 
 
-def _required_tag_keys(filter_dict: dict[str, list[str]]) -> frozenset[str] | None:
-    """Tag keys of which a passing instance carries at least one, or None if no filter says so."""
-    required: frozenset[str] | None = None
+def _required_tag_keys(filter_dict: dict[str, list[str]]) -> tuple[frozenset[str], ...] | None:
+    """For each filter that needs one: the tag keys of which a passing instance carries at least
+    one (filters are ANDed, so it carries one of each); None if no filter says so."""
+    required: list[frozenset[str]] = []
     for name, values in filter_dict.items():
         if name == "tag-key":
             if not values or any(_WILDCARD.search(v) for v in values):
                 continue
-            keys = frozenset(values)
+            required.append(frozenset(values))
         elif name.startswith("tag:"):
-            keys = frozenset({name[4:]})
-        else:
-            continue
-        # Several such filters must all pass: any one of them narrows enough.
-        if required is None or len(keys) < len(required):
-            required = keys
-    return required
+            required.append(frozenset({name[4:]}))
+    return tuple(required) or None

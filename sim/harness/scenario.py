@@ -404,15 +404,8 @@ def _start_tag_process(s: Scenario, node: str) -> None:
     else:
         s.fleet.start_watch(node)
     # second_writers: a server's first tag process brings the kit's other one along.
-    second = f"{node}/{'keep' if s.config.strategy == 'watch' else 'watch'}"
-    if (
-        s.config.second_writers
-        and s.config.strategy != "naive"
-        and second not in s.fleet.handlers
-        and node in s.cluster.servers()
-    ):
-        s.fleet.add(node, key=second)
-        _start_tag_process(s, second)
+    if s.config.second_writers and s.config.strategy != "naive" and node in s.cluster.servers():
+        _add_second_writer(s, node, start=True)
 
 
 def _subscribe(s: Scenario) -> None:
@@ -850,13 +843,17 @@ def add_second_writers(s: Scenario) -> None:
     """Both mechanisms the kit ships on every server: `tagjoin keep` and a `consul watch` running
     `tagjoin watch-handler`, sharing the node's handoff lock (core/pass_lock.py). The naive
     baseline gets a second `nodes` watch of its own."""
-    second = "keep" if s.config.strategy == "watch" else "watch"
     for node in s.cluster.servers():
-        key = f"{node}/{second}"
-        if key not in s.fleet.handlers:
-            s.fleet.add(node, key=key)
-            if s.config.handlers and s.cluster.is_up(node):
-                _start_tag_process(s, key)
+        _add_second_writer(s, node, start=s.config.handlers and s.cluster.is_up(node))
+
+
+def _add_second_writer(s: Scenario, node: str, *, start: bool) -> None:
+    """The other of the kit's two tag processes on server `node`, unless it runs one already."""
+    key = f"{node}/{'keep' if s.config.strategy == 'watch' else 'watch'}"
+    if key not in s.fleet.handlers:
+        s.fleet.add(node, key=key)
+        if start:
+            _start_tag_process(s, key)
 
 
 def _reuse_ip(s: Scenario, ip: str, tags: dict[str, str]) -> None:

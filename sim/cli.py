@@ -11,6 +11,9 @@ from typing import Any
 from tagjoin.core.argtypes import count, number_between, positive
 from tagjoin.core.errors import ConfigError
 
+# `sim run --preset`: (servers, clients) of clusters the size operators run.
+PRESETS = {"5x500": (5, 500), "7x5000": (7, 5000)}
+
 
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -33,8 +36,14 @@ def register(subparsers: Any) -> None:
         help="fenced (tagjoin keep), watch (consul watch + tagjoin watch-handler), naive; both = fenced and naive",
     )
     run.add_argument("--faults", default="all", help="comma-separated fault kinds, or all (default)")
-    run.add_argument("--servers", type=positive, default=3)
-    run.add_argument("--clients", type=count, default=2)
+    run.add_argument("--servers", type=positive, help="server agents (default 3)")
+    run.add_argument("--clients", type=count, help="client agents (default 2)")
+    run.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="a cluster of a real size: 5x500 = 5 servers and 500 clients, 7x5000 = 7 servers and 5,000 clients "
+        "(instead of --servers and --clients)",
+    )
     run.add_argument("--raft-multiplier", type=positive, default=5, help="Consul's raft_multiplier (default 5)")
     run.add_argument("--duration", type=positive, default=90, help="virtual seconds per scenario (default 90)")
     run.add_argument(
@@ -232,13 +241,14 @@ def _scenario_config(args: argparse.Namespace, seed: int, strategy: str, profile
     from tagjoin.sim.harness.scenario import ScenarioConfig
 
     both = len(_profiles(getattr(args, "raft_profile", "pre-vote"))) > 1
+    servers, clients = _cluster_size(args)
     return ScenarioConfig(
         raft_profile=profile,
         label=f"{strategy}/{profile}" if both else "",
         seed=seed,
         strategy=strategy,
-        servers=args.servers,
-        clients=args.clients,
+        servers=servers,
+        clients=clients,
         raft_multiplier=args.raft_multiplier,
         duration_ms=args.duration * 1000,
         faults=_fault_kinds(args.faults),
@@ -246,6 +256,17 @@ def _scenario_config(args: argparse.Namespace, seed: int, strategy: str, profile
         ec2=getattr(args, "ec2", "direct"),
         ec2_lag=getattr(args, "ec2_lag", "strong"),
     )
+
+
+def _cluster_size(args: argparse.Namespace) -> tuple[int, int]:
+    """(servers, clients) from `--preset`, or `--servers` and `--clients` (3 and 2 when not given)."""
+    preset = getattr(args, "preset", None)
+    if preset is None:
+        servers, clients = args.servers, args.clients
+        return (3 if servers is None else servers), (2 if clients is None else clients)
+    if args.servers is not None or args.clients is not None:
+        raise ConfigError(f"--preset {preset} sets the cluster's size; leave out --servers and --clients")
+    return PRESETS[preset]
 
 
 def _out_dir(text: str) -> Path:

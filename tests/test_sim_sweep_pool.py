@@ -293,3 +293,21 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_report_of_what_is_done(tmp_path:
     assert "Traceback" not in err
     [hint] = err.strip().splitlines()
     assert hint.startswith("tagjoin sim run: interrupted after ") and "--seed-start " in hint
+
+
+def test_presets_size_the_cluster_and_refuse_a_size_beside_them(capsys: pytest.CaptureFixture[str]) -> None:
+    from tagjoin.core.cli import build_parser
+    from tagjoin.sim.cli import _scenario_config
+
+    parser = build_parser(load_plugins=True)
+    for preset, size in (("5x500", (5, 500)), ("7x5000", (7, 5000))):
+        config = _scenario_config(parser.parse_args(["sim", "replay", "1", "--preset", preset]), 1, "fenced")
+        assert (config.servers, config.clients) == size
+    plain = _scenario_config(parser.parse_args(["sim", "run"]), 1, "fenced")
+    assert (plain.servers, plain.clients) == (3, 2)
+    code = main(["sim", "run", "--preset", "5x500", "--clients", "10", "--seeds", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "tagjoin sim: --preset 5x500 sets the cluster's size; leave out --servers and --clients"
+    ]

@@ -27,14 +27,19 @@ every filter): while moto filters instances for one of our describes, an instanc
 from the backend's tag table by id (`_tags_by_id`) instead of a scan of the region's, and a describe
 whose filters name exact ids, IPs or tag keys hands moto only the reservations that can pass
 (`_narrowed`), instead of every instance of the account, each listing its tags by a scan of
-every tag in the region. tests/test_sim_moto_direct.py drives both paths with the same
-random call sequences and requires identical answers, pages, errors, calls and random streams.
+every tag in the region. A describe asked again while every instance's state, addresses and
+tags are as they were (the pages of one listing, every booting node listing the cluster) reuses
+the reservations moto judged the first time (`_judged`): comparing the instances costs far less
+than moto's filter code, which would otherwise make a boot cost the size of the cluster
+squared. tests/test_sim_moto_direct.py drives both paths with the same random call sequences and
+requires identical answers, pages, errors, calls and random streams.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC
@@ -170,7 +175,7 @@ class MotoDirectEc2:
             if instance_ids:
                 reservations = backend.get_reservations_by_instance_ids(instance_ids, filters=filter_dict)
             else:
-                reservations = _narrowed(backend, filter_dict)
+                reservations = _judged(backend, filter_dict)
         reservation_ids = [reservation.id for reservation in reservations]
         start = reservation_ids.index(token) + 1 if token else 0
         # EC2 refuses MaxResults beside InstanceIds (InvalidParameterCombination): by ids, one page of moto's size.
@@ -304,6 +309,30 @@ def _narrowed(backend: Any, filter_dict: dict[str, list[str]]) -> list[Any]:
                 candidates.append(copy.copy(reservation))
                 break
     return filter_reservations(candidates, filter_dict)
+
+
+# Per backend: filters → (what every instance looked like, the reservations moto passed then).
+_JUDGED: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], list[Any]]]] = weakref.WeakKeyDictionary()
+
+
+def _judged(backend: Any, filter_dict: dict[str, list[str]]) -> list[Any]:
+    """`_narrowed`, or its last answer to the same filters while no instance has changed since:
+    no instance came or went, and each has the state, addresses and tags it had then (all that our
+    filters and answers read; the rest of an instance is fixed at launch)."""
+    tags = backend.tags
+    looks = tuple(
+        (raw.id, raw._state.name, raw.private_ip, raw.public_ip, tuple((tags.get(raw.id) or {}).items()))
+        for reservation in backend.reservations.values()
+        for raw in reservation.instances
+    )
+    key = repr(sorted(filter_dict.items()))
+    known = _JUDGED.setdefault(backend, {})
+    cached = known.get(key)
+    if cached is not None and cached[0] == looks:
+        return cached[1]
+    reservations = _narrowed(backend, filter_dict)
+    known[key] = (looks, reservations)
+    return reservations
 
 
 def _tags_of(resource: Any) -> list[dict[str, str]]:

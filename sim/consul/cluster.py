@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from tagjoin.core.model import MemberStatus
 from tagjoin.sim.consul.catalog import ConfigServer, Entry, Fsm, SetConfig
+from tagjoin.sim.consul.change_waiters import ChangeWaiters
 from tagjoin.sim.consul.cluster_events import (
     Committed,
     EventBus,
@@ -88,6 +89,7 @@ class Cluster:
         self.serf = Serf(self, self.config.serf)
         self.duties = ServerDuties(self, self.config.consul)
         self.watches = WatchTracker(self)
+        self.held = ChangeWaiters(self.engine)  # blocking queries held by the agents
         self._ids = self.engine.streams.get("node.id")
 
     # host interface for raft / serf -----------------------------------------------------------
@@ -118,12 +120,15 @@ class Cluster:
     def raft_leader_elected(self, server: RaftServer) -> None:
         self.bus.publish(LeaderElected(self.engine.now, server.name, server.term, self._gid(server)))
         self.duties.leader_elected(server)
-        self.watches.poke()
+        self._changed()
 
     def raft_leadership_lost(self, server: RaftServer, reason: str) -> None:
         self.duties.leadership_lost(server)
         self.bus.publish(LeadershipLost(self.engine.now, server.name, server.term, reason))
-        self.watches.poke()
+        self._changed()
+
+    def raft_applied(self, server: RaftServer) -> None:
+        self.held.poke()  # a follower caught up: its stale reads answer differently
 
     def raft_committed(self, server: RaftServer, entry: Entry) -> None:
         fsm = server.fsm
@@ -133,7 +138,7 @@ class Cluster:
                 self.engine.now, server.name, self._gid(server), entry.index, kind, fsm.nodes_index, fsm.checks_index
             )
         )
-        self.watches.poke()
+        self._changed()
 
     def serf_changed(self, observer: Node, subject: str, entry: MemberEntry | None) -> None:
         status = None if entry is None else entry.status
@@ -169,7 +174,7 @@ class Cluster:
             self.duties.register(node)
             srv.start()
             self.duties.maybe_bootstrap(srv)
-        self.watches.poke()
+        self._changed()
         return node
 
     def add_server(self, name: str, ip: str, *, bootstrap_expect: int = 3) -> Node:
@@ -355,7 +360,11 @@ class Cluster:
 
     def _reassess(self) -> None:
         self.serf.reassess(self.nodes)
+        self._changed()
+
+    def _changed(self) -> None:
         self.watches.poke()
+        self.held.poke()
 
     # ground truth -------------------------------------------------------------------------------
 

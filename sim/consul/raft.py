@@ -83,6 +83,8 @@ class RaftHost(Protocol):
 
     def raft_committed(self, server: RaftServer, entry: Entry) -> None: ...
 
+    def raft_applied(self, server: RaftServer) -> None: ...
+
 
 class RaftServer:
     """The Raft state of one Consul server; survives crashes (it is what the data dir holds)."""
@@ -469,8 +471,11 @@ class RaftServer:
         log = group.log
         fsm = self.fsm
         upto = min(upto, len(log))
+        if fsm.index >= upto:
+            return
         while fsm.index < upto:
             fsm.apply(log[fsm.index])
+        self.host.raft_applied(self)
 
     def _check_lease(self) -> None:
         if self.state != LEADER:

@@ -98,6 +98,13 @@ class Serf:
         self._reconnect_rng = host.engine.streams.get("serf.reconnect")
         self._lost_at: dict[tuple[str, str], int] = {}
         self._sync_rng = host.engine.streams.get("serf.push-pull")
+        # Per member, the newest version any view holds; per member, the observers whose view lacks
+        # it; per observer, those members. A view can change only where it lacks the newest entry,
+        # so a gossip delivery or a push-pull looks at those entries alone: it costs what it can
+        # change, not the size of the pool (memberlist pools reach thousands of members).
+        self._newest: dict[str, int] = {}
+        self._behind_on: dict[str, set[str]] = {}
+        self._behind: dict[str, set[str]] = {}
 
     # helpers --------------------------------------------------------------------------------
 
@@ -121,11 +128,12 @@ class Serf:
 
     def _apply(self, observer: str, entry: MemberEntry) -> bool:
         """Take `entry` into `observer`'s view if it is newer; True if it was."""
-        view = self.views.setdefault(observer, {})
+        view = self._view_of(observer)
         cur = view.get(entry.name)
         if cur is not None and cur.version >= entry.version:
             return False
         view[entry.name] = entry
+        self._took(observer, entry)
         node = self.host.node(observer)
         if node is None:
             return True
@@ -143,9 +151,40 @@ class Serf:
         if cur is None or cur.version > version or name == observer:
             return
         del view[name]
+        self._lost(observer, name)
         node = self.host.node(observer)
         if node is not None:
             self.host.serf_changed(node, name, None)
+
+    def _view_of(self, observer: str) -> dict[str, MemberEntry]:
+        view = self.views.get(observer)
+        if view is None:
+            view = self.views[observer] = {}
+            self._behind[observer] = set(self._newest)
+            for behind in self._behind_on.values():
+                behind.add(observer)
+        return view
+
+    def _took(self, observer: str, entry: MemberEntry) -> None:
+        """`observer`'s view now holds `entry`: keep the lag indexes."""
+        name = entry.name
+        newest = self._newest.get(name)
+        if newest is None or entry.version > newest:
+            behind = self._behind_on.get(name)
+            caught_up = self.views.keys() - behind if behind is not None else self.views.keys()
+            for other in caught_up:
+                self._behind[other].add(name)
+            self._behind_on[name] = set(caught_up) | (behind or set())
+            self._newest[name] = entry.version
+        elif entry.version < newest:
+            return
+        self._behind_on[name].discard(observer)
+        self._behind[observer].discard(name)
+
+    def _lost(self, observer: str, name: str) -> None:
+        if name in self._newest:
+            self._behind_on[name].add(observer)
+            self._behind[observer].add(name)
 
     def _refute(self, node: Node) -> None:
         entry = self._self_entry(node, ALIVE)
@@ -160,13 +199,34 @@ class Serf:
             # The message left before any later crash; what matters is the network at arrival.
             if origin_node is None:
                 return
-            for node in self._recipients(origin_node):
+            recipients = (
+                self._recipients(origin_node) if erase is not None else self._lagging_recipients(origin_node, entries)
+            )
+            for node in recipients:
                 for entry in entries:
                     self._apply(node.name, entry)
                 if erase is not None:
                     self._erase(node.name, *erase)
 
         self.host.engine.schedule(delay, deliver, "serf.gossip", origin)
+
+    def _lagging_recipients(self, origin: Node, entries: list[MemberEntry]) -> list[Node]:
+        """`_recipients`, less those that already hold every entry or a newer one (they would
+        ignore the message), in the same order: only views missing the newest version can learn."""
+        lagging: set[str] = set()
+        for entry in entries:
+            if entry.version > self._newest.get(entry.name, 0):
+                return self._recipients(origin)  # nobody holds it yet: every view may take it
+            lagging |= self._behind_on[entry.name]
+        view = self.view(origin.name)
+        out = []
+        for name in sorted(lagging):
+            if name == origin.name or name not in view:
+                continue
+            node = self.host.node(name)
+            if node is not None and node.responsive and self.host.connected(origin.name, name):
+                out.append(node)
+        return out
 
     def _recipients(self, origin: Node) -> list[Node]:
         # Only the network at arrival matters: the message left before any later crash of the origin.
@@ -184,10 +244,11 @@ class Serf:
     def start(self, node: Node, *, rejoin: bool) -> None:
         """Agent start: alive in its own view; with `rejoin`, Serf's snapshot rejoin."""
         self.leaving.discard(node.name)
-        view = self.views.setdefault(node.name, {})
+        view = self._view_of(node.name)
         if node.has_left:
             for name in [n for n in view if n != node.name]:
                 del view[name]
+                self._lost(node.name, name)
         self._apply(node.name, self._self_entry(node, ALIVE))
         self._arm_push_pull(node)
         if not rejoin:
@@ -222,11 +283,20 @@ class Serf:
     def _push_pull(self, a: Node, b: Node) -> None:
         """memberlist's full state exchange: both sides end with the union, then gossip it on."""
         merged: dict[str, MemberEntry] = {}
-        for view in (self.view(a.name), self.view(b.name)):
-            for name, entry in view.items():
-                cur = merged.get(name)
-                if cur is None or entry.version > cur.version:
-                    merged[name] = entry
+        view_a, view_b = self.view(a.name), self.view(b.name)
+        if a.name in self.views and b.name in self.views:
+            # Where both hold the newest entry, the exchange changes nothing: only the rest merges.
+            for name in self._behind[a.name] | self._behind[b.name]:
+                ea, eb = view_a.get(name), view_b.get(name)
+                newer = eb if ea is None or (eb is not None and eb.version > ea.version) else ea
+                if newer is not None:
+                    merged[name] = newer
+        else:
+            for view in (view_a, view_b):
+                for name, entry in view.items():
+                    cur = merged.get(name)
+                    if cur is None or entry.version > cur.version:
+                        merged[name] = entry
         news = []
         for name in sorted(merged):
             entry = merged[name]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from tagjoin.core.aws.ec2_api import Ec2Api
 from tagjoin.core.aws.tag_store import TagStore
 from tagjoin.core.boot import BootMode, BootPlan, Lookup, plan_boot
 from tagjoin.core.errors import TagjoinError
@@ -84,6 +85,8 @@ class Scenario(Protocol):
     def fleet(self) -> HandlerFleet: ...
     @property
     def rec(self) -> Recording: ...
+    @property
+    def boot_ec2(self) -> Ec2Api | None: ...
 
     healed_at: int
     log_lines: list[str]
@@ -152,7 +155,7 @@ def _store(s: Scenario, node: str, clock: SimClock) -> TagStore:
     cfg = s.fleet.config
     rng = s.cluster.engine.streams.get("boot.backoff", node)
     # The node reads EC2 as itself: with EC2's lag on, what it has seen so far (sim/aws/ec2_lag.py).
-    ec2 = reader_api(s.fleet.ec2, node)
+    ec2 = reader_api(s.boot_ec2 or s.fleet.ec2, node)
     return TagStore(ec2, cfg.scope, clock=clock, rng=rng, max_attempts=cfg.max_attempts)
 
 

@@ -162,6 +162,7 @@ class Scenario:
     leading: dict[str, int] = field(default_factory=dict)  # node → since when it leads (C1)
     led_until: dict[str, int] = field(default_factory=dict)  # node → when it last stopped leading (C1)
     lag: Ec2Lag | None = None  # EC2's eventual consistency; None: every reader sees moto at once
+    boot_ec2: Ec2Api | None = None  # what booting nodes read EC2 through (EC2's own page size)
 
 
 def run_scenario(config: ScenarioConfig, *, keep_log: bool = False) -> Recording:
@@ -188,9 +189,13 @@ def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
     api = AgentApi(cluster)
     faults = Ec2Faults(clock=lambda: engine.now / 1000.0)
     ec2 = ec2_api(config.ec2, world, faults, "handlers", page_size=config.ec2_page_size)
+    # A booting node's `tagjoin boot-plan` and the agent's cloud auto-join (go-discover's aws
+    # provider) ask EC2 for its default page size; the adversarial paging is for the tag processes.
+    boot_ec2 = ec2_api(config.ec2, world, faults, "handlers")
     lag = _lag_plane(config.ec2_lag, cluster, world)
     if lag is not None:
         ec2 = lag.api(ec2, lambda: fleet.current or "?")  # a tag process reads as its node
+        boot_ec2 = lag.api(boot_ec2, lambda: "?")  # booting reads name their node (reader_api)
     scope = Scope(tag_key=TAG_KEY, cluster=CLUSTER)
     rec = Recording(config.seed, config.run_label, config.duration_ms)
     holder: list[Scenario] = []
@@ -211,7 +216,7 @@ def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
     )
     # C1 applies where followers must not call EC2: the naive scheme calls it from every node.
     suite = InvariantSuite.standard(config.settle_ms, ec2_cost=config.strategy != "naive")
-    s = Scenario(config, world, cluster, api, fleet, faults, rec, suite, lag=lag)
+    s = Scenario(config, world, cluster, api, fleet, faults, rec, suite, lag=lag, boot_ec2=boot_ec2)
     holder.append(s)
     faults.add_observer(lambda call: _observe_write(s, call))
     if config.strategy != "naive":

@@ -35,13 +35,12 @@ from tagjoin.sim.consul.http_api import AgentApi, AgentUnavailable, ApiRequest, 
 from tagjoin.sim.consul.in_process import InProcessHttp
 from tagjoin.sim.harness.consul_watch import WatchExit, consul_watch
 from tagjoin.sim.harness.naive_strategy import naive_pass
-from tagjoin.sim.kernel.engine import Engine, SimClock
+from tagjoin.sim.kernel.engine import Engine, SimClock, Timer
 
 Steps = Generator[Checkpoint, None, Any]
 
-# How often a held blocking query looks whether its agent would answer now. Changes land between
-# two looks; a finer grain costs simulator time without changing what a keeper decides.
-HOLD_POLL_MS = 100
+# `_held_for`: the agent holds the call until something in the cluster changes (or its deadline).
+UNTIL_CHANGE = -1
 # A stall placed here hits a pass that has already passed its last look: what a slow CreateTags,
 # retried after throttling, does to a pass, and the window the node's handoff lock exists for.
 BEFORE_WRITE = -1
@@ -379,25 +378,47 @@ class HandlerFleet:
         its index moves or its wait (plus jitter) ends, a leader-bound read while there is no
         leader or the leader cannot prove its quorum (`AgentApi.hold`), every call while the agent
         is paused, until the client's read timeout. The call is made when the hold ends, and
-        answers from the agent's state at that moment, as the real one would.
+        answers from the agent's state at that moment, as the real one would. A blocked query or
+        a paused agent is looked at again when the cluster changes (`ChangeWaiters`) or at the
+        deadline; a leader-bound read at the retry its hold names.
         """
         steps = h.running
         held = HeldRequest(since=self.engine.now + delay)
         deadline: list[int] = []  # the client gives up then (a blocking wait, or its read timeout)
+        next_look: list[Timer] = []  # at most one timed look is due
+        waiting = [False]  # registered for the next change in the cluster
+        over = [False]  # the call was made: later wake-ups are for a call that no longer waits
+
+        def woken() -> None:
+            waiting[0] = False
+            look()
+
+        def answer() -> None:
+            over[0] = True
+            self._schedule_step(h, 0)
 
         def look() -> None:
-            if h.running is not steps:
+            if h.running is not steps or over[0]:
                 return
+            for timer in next_look:
+                timer.cancel()
+            next_look.clear()
             now = self.engine.now
             if deadline and now >= deadline[0]:
-                self._schedule_step(h, 0)
+                answer()
                 return
             retry = self._held_for(h.host, req, held, deadline)
             if retry is None:
-                self._schedule_step(h, 0)
+                answer()
                 return
-            until = min(now + retry, deadline[0]) if deadline else now + retry
-            self.engine.schedule(max(1, until - now), look, "handler.hold", h.node)
+            if retry == UNTIL_CHANGE:
+                if not waiting[0]:
+                    waiting[0] = True
+                    self.cluster.held.wait(woken)
+                until = deadline[0]
+            else:
+                until = min(now + retry, deadline[0]) if deadline else now + retry
+            next_look.append(self.engine.schedule(max(1, until - now), look, "handler.hold", h.node))
 
         self.engine.schedule(delay, look, "handler.hold", h.node)
 
@@ -419,12 +440,12 @@ class HandlerFleet:
             if not deadline:  # paused: the request waits in the socket until the client times out
                 held_ms = wait_ms + wait_ms // 16 if index > 0 else 0  # ConsulClient's read timeout
                 deadline.append(now + held_ms + round(CLIENT_TIMEOUT_S * 1000))
-            return HOLD_POLL_MS
+            return UNTIL_CHANGE
         if not isinstance(result, Block):
             return None
         if not deadline:
             deadline.append(now + result.wait_ms)
-        return HOLD_POLL_MS
+        return UNTIL_CHANGE
 
     def _kill(self, h: NodeHandler) -> None:
         was_keeper = h.keeper is not None

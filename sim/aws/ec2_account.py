@@ -184,6 +184,10 @@ class Ec2World:
         self.cluster_tag_key = cluster_tag_key
         self._closed = False
         self._superseded = False
+        # Launches, stops, starts, terminations and every write of its clients (`client()`), so
+        # that a reader can tell cheaply that nothing changed since it last looked; the handlers'
+        # own tag writes are calls the fault plane shows it.
+        self.changes = 0
         # Inside `kept_running()` the process's one started mock serves every world in turn.
         self._mock: Any = None if _kept_mock else mock_aws()
         self._node_instance: dict[str, str] = {}
@@ -287,7 +291,14 @@ class Ec2World:
     def client(self, endpoint_url: str | None = None) -> EC2Client:
         """A boto3 EC2 client on this account: in process, or via a served endpoint's URL."""
         self._check()
-        return make_client(self.region, endpoint_url)
+        client = make_client(self.region, endpoint_url)
+        client.meta.events.register("after-call.ec2", self._count_write)
+        return client
+
+    def _count_write(self, model: Any, **_: Any) -> None:
+        """botocore's after-call event: whatever a client of this world changes is a change too."""
+        if not model.name.startswith(("Describe", "Get", "List")):
+            self.changes += 1
 
     # -- instances --------------------------------------------------------------------------------
 
@@ -333,6 +344,7 @@ class Ec2World:
         (`_known_instance_type`); a known type launches as the backend's "type not given" case,
         which skips the scan and changes nothing else (moto/ec2/models/instances.py).
         """
+        self.changes += 1
         return self._backend.run_instances(
             AMI,
             count,
@@ -382,6 +394,7 @@ class Ec2World:
     def terminate(self, instance_id: str) -> None:
         with MOTO_LOCK:
             self._check()
+            self.changes += 1
             self._backend.terminate_instances([instance_id])
             # what moto/ec2/responses/instances.py `terminate_instances` tells the other services
             autoscaling_backends[DEFAULT_ACCOUNT_ID][self.region].notify_terminate_instances([instance_id])
@@ -391,12 +404,14 @@ class Ec2World:
     def stop(self, instance_id: str) -> None:
         with MOTO_LOCK:
             self._check()
+            self.changes += 1
             self._backend.stop_instances([instance_id])
             _answered()
 
     def start(self, instance_id: str) -> None:
         with MOTO_LOCK:
             self._check()
+            self.changes += 1
             self._backend.start_instances([instance_id])
             _answered()
 

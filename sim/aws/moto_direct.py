@@ -171,11 +171,12 @@ class MotoDirectEc2:
     ) -> InstancePage:
         backend = self.backend
         filter_dict = _filter_dict(filters)
+        built: dict[str, Instance] = {}
         with _tags_by_id():
             if instance_ids:
                 reservations = backend.get_reservations_by_instance_ids(instance_ids, filters=filter_dict)
             else:
-                reservations = _judged(backend, filter_dict)
+                reservations, built = _judged(backend, filter_dict)
         reservation_ids = [reservation.id for reservation in reservations]
         start = reservation_ids.index(token) + 1 if token else 0
         # EC2 refuses MaxResults beside InstanceIds (InvalidParameterCombination): by ids, one page of moto's size.
@@ -183,7 +184,13 @@ class MotoDirectEc2:
         page = reservations[start : start + max_results]
         next_token = page[-1].id if max_results and len(reservations) > start + max_results else None
         tags = backend.tags
-        found = [_instance(raw, tags) for reservation in page for raw in reservation.instances]
+        found = []
+        for reservation in page:
+            for raw in reservation.instances:
+                instance = built.get(raw.id)
+                if instance is None:
+                    instance = built[raw.id] = _instance(raw, tags)
+                found.append(instance)
         return InstancePage(found, next_token)
 
     def _describe_tags(self, filters: Sequence[Filter]) -> TagPage:
@@ -312,27 +319,33 @@ def _narrowed(backend: Any, filter_dict: dict[str, list[str]]) -> list[Any]:
 
 
 # Per backend: filters → (what every instance looked like, the reservations moto passed then).
-_JUDGED: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[Any, ...], list[Any]]]] = weakref.WeakKeyDictionary()
+_JUDGED: weakref.WeakKeyDictionary[Any, dict[str, tuple[list[Any], list[Any], dict[str, Instance]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _judged(backend: Any, filter_dict: dict[str, list[str]]) -> list[Any]:
+def _judged(backend: Any, filter_dict: dict[str, list[str]]) -> tuple[list[Any], dict[str, Instance]]:
     """`_narrowed`, or its last answer to the same filters while no instance has changed since:
     no instance came or went, and each has the state, addresses and tags it had then (all that our
-    filters and answers read; the rest of an instance is fixed at launch)."""
+    filters and answers read; the rest of an instance is fixed at launch). With it, the answers
+    built from those reservations so far (instance id → `Instance`, frozen), for the same reason."""
     tags = backend.tags
-    looks = tuple(
-        (raw.id, raw._state.name, raw.private_ip, raw.public_ip, tuple((tags.get(raw.id) or {}).items()))
+    # The live tag dicts, compared by content with the copies taken when moto last judged.
+    looks = [
+        (raw.id, raw._state.name, nic.private_ip_address, nic.public_ip, tags.get(raw.id))
         for reservation in backend.reservations.values()
         for raw in reservation.instances
-    )
+        for nic in (raw.nics[0],)
+    ]
     key = repr(sorted(filter_dict.items()))
     known = _JUDGED.setdefault(backend, {})
     cached = known.get(key)
     if cached is not None and cached[0] == looks:
-        return cached[1]
+        return cached[1], cached[2]
     reservations = _narrowed(backend, filter_dict)
-    known[key] = (looks, reservations)
-    return reservations
+    built: dict[str, Instance] = {}
+    known[key] = ([(*look[:4], None if look[4] is None else dict(look[4])) for look in looks], reservations, built)
+    return reservations, built
 
 
 def _tags_of(resource: Any) -> list[dict[str, str]]:

@@ -445,8 +445,13 @@ class Cluster:
         node = self._node(name)
         if node.server:
             return self.raft[name], ""
+        # The servers among its members, in name order, looked up by name: a client's view holds
+        # every member of the pool, and this runs for every agent whenever a watch is evaluated.
+        view = self.serf.view(name)
         known = [
-            m for m in self.serf.members(name) if m.is_server and m.status == MemberStatus.ALIVE and m.name in self.raft
+            m
+            for m in (view.get(server) for server in sorted(self.raft))
+            if m is not None and m.is_server and m.status == MemberStatus.ALIVE
         ]
         if not known:
             return None, "No known Consul servers"

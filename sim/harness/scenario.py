@@ -163,6 +163,8 @@ class Scenario:
     led_until: dict[str, int] = field(default_factory=dict)  # node → when it last stopped leading (C1)
     lag: Ec2Lag | None = None  # EC2's eventual consistency; None: every reader sees moto at once
     boot_ec2: Ec2Api | None = None  # what booting nodes read EC2 through (EC2's own page size)
+    tag_writes: int = 0  # CreateTags and DeleteTags calls seen, with `world.changes`: when to sample
+    _sampled_at: tuple[int, int] | None = None
 
 
 def run_scenario(config: ScenarioConfig, *, keep_log: bool = False) -> Recording:
@@ -469,6 +471,12 @@ def _observe(s: Scenario, event: Observation) -> None:
 
 
 def _sample_tags(s: Scenario) -> None:
+    # Called after every step of every tag process: EC2's state moves only with a tag write or a
+    # change the world makes, so a sample between two such is the last one again.
+    moved = (s.world.changes, s.tag_writes)
+    if moved == s._sampled_at:
+        return
+    s._sampled_at = moved
     if s.lag is not None:
         s.lag.sync()  # a change is stamped when it happened, not at the next read through the plane
     values = s.world.tag_values(TAG_KEY)
@@ -479,7 +487,10 @@ def _sample_tags(s: Scenario) -> None:
 
 
 def _observe_write(s: Scenario, call: Ec2Call) -> None:
-    if call.action not in ("CreateTags", "DeleteTags") or call.fault is not None:
+    if call.action not in ("CreateTags", "DeleteTags"):
+        return
+    s.tag_writes += 1  # failed ones too: a sample after one costs little, a missed change a lot
+    if call.fault is not None:
         return
     now = s.cluster.engine.now
     writer = s.fleet.current or "?"

@@ -23,8 +23,15 @@ class SimEvent:
         return ""
 
     def describe(self) -> str:
-        parts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self) if f.name not in ("t", "node_name")]
-        return f"{type(self).__name__} " + " ".join(parts)
+        kind = type(self)
+        shown = _SHOWN.get(kind)
+        if shown is None:
+            shown = _SHOWN[kind] = tuple(f.name for f in fields(self) if f.name not in ("t", "node_name"))
+        return f"{kind.__name__} " + " ".join([f"{name}={getattr(self, name)}" for name in shown])
+
+
+# Per event class, the fields its trace line shows: a pool of n agents logs n x n membership changes.
+_SHOWN: dict[type[SimEvent], tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from benchmarks.common import BENCH, Section, ensure_tools, load_average, machine
 
-NAMES = ("handoff", "join", "cost", "sim", "console", "startup", "serve", "sigterm", "sweep", "mutants")
-# Named with --only, never run by default: a mutation sweep takes far longer than the rest together.
-OPT_IN = ("mutants",)
+NAMES = ("handoff", "join", "cost", "sim", "console", "startup", "serve", "sigterm", "sweep", "mutants", "scaling")
+# Named with --only, never run by default: a mutation sweep takes far longer than the rest together,
+# and the scaling table runs clusters of thousands of agents.
+OPT_IN = ("mutants", "scaling")
 
 
 def main(argv: list[str] | None = None) -> int:

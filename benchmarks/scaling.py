@@ -1,0 +1,149 @@
+"""11. A scenario's cost against the cluster's size: 3 servers and 0 / 10 / 100 / 300 / 1,000 / 5,000
+clients, and the `--preset 5x500` cluster.
+
+.venv/bin/python -m benchmarks --only scaling        # into RESULTS.md (opt-in: it takes minutes)
+.venv/bin/python -m benchmarks.scaling --budget 120  # the table alone, on stdout
+
+Each size is one scenario (seed 1, fenced, a server crash, no joiners, EC2 lag on, 90 virtual s),
+run in a process of its own (`python -m benchmarks.scaling --one N`), so the sizes do not share
+caches or heap. A size whose scenario passes `--budget` seconds is stopped and the larger ones are
+not run: they would cost more still.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import PYTHON, ROOT, Section, Table, load_average
+
+SIZES = (0, 10, 100, 300, 1000, 5000)
+DEFAULT_BUDGET_S = 300
+
+
+def one(servers: int, clients: int) -> dict[str, Any]:
+    """One scenario in this process: CPU and wall time, peak memory, what it did."""
+    from tagjoin.sim.aws.ec2_account import Ec2World
+    from tagjoin.sim.harness.scenario import CLUSTER, ScenarioConfig, build, finish
+
+    config = ScenarioConfig(seed=1, servers=servers, clients=clients, faults=("crash",), joiners=0, ec2_lag="default")
+    cpu, wall = time.process_time(), time.perf_counter()
+    with Ec2World(config.seed, CLUSTER) as world:
+        s = build(config, world)
+        s.cluster.engine.run_until(config.duration_ms)
+        finish(s)
+        engine = s.cluster.engine
+        return {
+            "servers": servers,
+            "clients": clients,
+            "cpu_s": time.process_time() - cpu,
+            "wall_s": time.perf_counter() - wall,
+            "events": engine.events_run,
+            "trace_lines": engine.trace.count,
+            "violations": len(s.rec.violations),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+
+
+def measure(servers: int, clients: int, budget_s: float) -> dict[str, Any] | None:
+    """`one` in a fresh process; None when it ran past the budget."""
+    cmd = [PYTHON, "-m", "benchmarks.scaling", "--one", str(clients), "--servers", str(servers)]
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=budget_s, check=True)
+    except subprocess.TimeoutExpired:
+        return None
+    row: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return row
+
+
+def table(budget_s: float, progress: bool = True) -> tuple[Table, list[dict[str, Any]], str]:
+    rows: list[dict[str, Any]] = []
+    t = Table(
+        [
+            "servers + clients",
+            "CPU s",
+            "wall s",
+            "CPU ÷ 100 clients' CPU",
+            "events run",
+            "trace lines",
+            "peak memory, MiB",
+            "violations",
+        ]
+    )
+    stopped = ""
+    sizes = [(3, n) for n in SIZES] + [(5, 500)]
+    base: float | None = None
+    for servers, clients in sizes:
+        if stopped and servers == 3:
+            t.add(f"{servers} + {clients:,}", "not run", "", "", "", "", "", "")
+            continue
+        if progress:
+            print(f"scaling: {servers} + {clients} …", file=sys.stderr, flush=True)
+        row = measure(servers, clients, budget_s)
+        if row is None:
+            stopped = f"{servers} + {clients:,} passed the {budget_s:.0f} s budget"
+            t.add(f"{servers} + {clients:,}", f"> {budget_s:.0f} (stopped)", "", "", "", "", "", "")
+            continue
+        rows.append(row)
+        if clients == 100 and servers == 3:
+            base = row["cpu_s"]
+        vs = f"{row['cpu_s'] / base:.1f}x" if base and servers == 3 and clients >= 100 else ""
+        t.add(
+            f"{servers} + {clients:,}" + (" (`--preset 5x500`)" if servers == 5 else ""),
+            f"{row['cpu_s']:.2f}",
+            f"{row['wall_s']:.2f}",
+            vs,
+            f"{row['events']:,}",
+            f"{row['trace_lines']:,}",
+            f"{row['peak_rss_mib']:.0f}",
+            str(row["violations"]),
+        )
+    return t, rows, stopped
+
+
+def run(out_dir: Path, *, quick: bool = False) -> Section:
+    section = Section("11. A scenario's cost against the cluster's size")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    before = load_average()
+    t, rows, stopped = table(60 if quick else DEFAULT_BUDGET_S)
+    (out_dir / "scaling.json").write_text(json.dumps(rows, indent=1))
+    section.text(
+        "One scenario per size (seed 1, fenced, a server crash, no joiners, EC2 lag on, 90 virtual s), each in "
+        "a process of its own (`python -m benchmarks.scaling --one N`); CPU time is the process's own. "
+        f"Load average at start {before}, at end {load_average()}."
+        + (f" {stopped}; the larger sizes were not run." if stopped else "")
+    )
+    section.table(t)
+    by = {(r["servers"], r["clients"]): r["cpu_s"] for r in rows}
+    if (3, 100) in by and (3, 1000) in by:
+        growth = by[(3, 1000)] / by[(3, 100)]
+        section.aim("1,000 clients at most ~12x the cost of 100 clients", growth <= 12, f"{growth:.0f}x")
+    else:
+        section.aim("1,000 clients at most ~12x the cost of 100 clients", False, "1,000 clients did not finish")
+    return section
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__.splitlines()[0])
+    parser.add_argument("--one", type=int, metavar="CLIENTS", help="run one scenario in this process, print JSON")
+    parser.add_argument("--servers", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="seconds a size may take")
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(one(args.servers, args.one)))
+        return 0
+    t, _rows, stopped = table(args.budget)
+    print(t.markdown())
+    if stopped:
+        print(f"\n{stopped}; the larger sizes were not run.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

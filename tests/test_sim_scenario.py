@@ -150,3 +150,19 @@ def test_core_handoff_over_simulated_agents(quiet: Scenario) -> None:
     report = run_pass(h.consul, h.store, h.clock)
     assert report.decision is Decision.NO_CHANGE
     assert report.ec2_calls == {"DescribeInstances": 1}
+
+
+def test_the_largest_preset_has_an_address_for_every_agent_inside_the_cluster_subnet() -> None:
+    import ipaddress
+
+    from tagjoin.sim.aws.ec2_account import CLUSTER_SUBNET_CIDR
+    from tagjoin.sim.harness.scenario import client_ip
+
+    subnet = ipaddress.ip_network(CLUSTER_SUBNET_CIDR)
+    servers = [f"10.0.{i % 14 + 1}.{10 + i // 14}" for i in range(7)]
+    joiners = [f"10.0.{j % 14 + 1}.{200 + j // 14}" for j in range(50)]
+    clients = [client_ip(k) for k in range(5000)]
+    every = [*servers, *clients, *joiners]
+    assert len(set(every)) == len(every)
+    assert all(ipaddress.ip_address(ip) in subnet for ip in every)
+    assert clients[:3] == ["10.0.1.100", "10.0.2.100", "10.0.3.100"], "small clusters keep their addresses"

@@ -48,9 +48,9 @@ INSTANCE_TYPE = "t3.micro"
 DUMMY_KEY = "testing"
 
 VPC_CIDR = "10.0.0.0/16"
-# A /20 (4091 usable): 500+ nodes plus their replacements, since moto never frees a terminated
-# instance's address.
-CLUSTER_SUBNET_CIDR = "10.0.0.0/20"
+# A /18 (16,379 usable): thousands of agents plus their replacements, since moto never frees a
+# terminated instance's address.
+CLUSTER_SUBNET_CIDR = "10.0.0.0/18"
 NOISE_SUBNET_CIDR = "10.0.64.0/18"  # other workloads of the account, same VPC
 # The out-of-scope VPC reuses the cluster's CIDRs on purpose: its addresses collide with ours.
 OUTSIDE_VPC_CIDR = VPC_CIDR

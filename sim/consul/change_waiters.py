@@ -11,6 +11,7 @@ A waiter that finds nothing new for it registers again.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 from tagjoin.sim.kernel.engine import Engine
@@ -19,12 +20,22 @@ from tagjoin.sim.kernel.engine import Engine
 class ChangeWaiters:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._waiting: list[Callable[[], None]] = []
+        self._waiting: dict[int, Callable[[], None]] = {}  # in the order they began to wait
+        self._tokens = itertools.count()
         self._pending = False
 
-    def wait(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once, a tick after the next change."""
-        self._waiting.append(callback)
+    def wait(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` once, a tick after the next change; returns what stops the wait (a
+        query answered at its deadline in a quiet cluster must not stay behind)."""
+        token = next(self._tokens)
+        self._waiting[token] = callback
+        return lambda: self._forget(token)
+
+    def _forget(self, token: int) -> None:
+        self._waiting.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._waiting)
 
     def poke(self) -> None:
         """Something changed: wake the waiters a tick later, once however many changes come now."""
@@ -35,6 +46,6 @@ class ChangeWaiters:
 
     def _wake(self) -> None:
         self._pending = False
-        waiting, self._waiting = self._waiting, []
-        for callback in waiting:
+        waiting, self._waiting = self._waiting, {}
+        for callback in waiting.values():
             callback()

@@ -127,8 +127,10 @@ class Cluster:
         self.bus.publish(LeadershipLost(self.engine.now, server.name, server.term, reason))
         self._changed()
 
-    def raft_applied(self, server: RaftServer) -> None:
-        self.held.poke()  # a follower caught up: its stale reads answer differently
+    def raft_changed(self, server: RaftServer) -> None:
+        # A follower caught up (its stale reads answer differently) or lost or found its leader
+        # (a read it forwards fails or goes elsewhere).
+        self.held.poke()
 
     def raft_committed(self, server: RaftServer, entry: Entry) -> None:
         fsm = server.fsm
@@ -144,6 +146,8 @@ class Cluster:
         status = None if entry is None else entry.status
         addr = "" if entry is None else entry.addr
         self.bus.publish(MemberChanged(self.engine.now, observer.name, subject, status, addr))
+        # A client agent picks the server it forwards to from its member list.
+        self.held.poke()
         srv = self.raft.get(observer.name)
         if srv is not None and observer.responsive:
             self.duties.member_event(srv)

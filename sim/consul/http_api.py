@@ -152,6 +152,7 @@ class _Ctx:
     tail: str
     may_block: bool
     anonymous: bool
+    jitter: bool = True  # a blocked query's wait gets its jitter (a held query's first look)
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,7 @@ class AgentApi:
 
     # entry point ------------------------------------------------------------------------------
 
-    def poll_blocked(self, node_name: str, req: ApiRequest) -> Block | bool:
+    def poll_blocked(self, node_name: str, req: ApiRequest, *, jitter: bool = True) -> Block | bool:
         """`handle(node_name, req, may_block=True)` for a held query, when that is cheap to know.
 
         Block: the query would still block (the same jitter drawn as `query` draws it); False: it
@@ -232,9 +233,9 @@ class AgentApi:
         index = max(srv.fsm.checks_index, 1)
         if index > min_index:
             return False
-        return Block(min_index, wait_ms + self._jitter.randrange(wait_ms // 16 + 1))
+        return Block(min_index, wait_ms + (self._jitter.randrange(wait_ms // 16 + 1) if jitter else 0))
 
-    def handle(self, node_name: str, req: ApiRequest, *, may_block: bool = False) -> Result:
+    def handle(self, node_name: str, req: ApiRequest, *, may_block: bool = False, jitter: bool = True) -> Result:
         """Answer `req` on agent `node_name`; raises AgentUnavailable if it cannot answer."""
         node = self.cluster.nodes.get(node_name)
         if node is None or not node.up:
@@ -243,7 +244,7 @@ class AgentApi:
             raise AgentUnavailable(node_name, refused=False)
         base = {"X-Consul-Default-Acl-Policy": self.acl.default_policy if self.acl else "allow"}
         try:
-            result = self._dispatch(node, req, may_block)
+            result = self._dispatch(node, req, may_block, jitter)
         except ApiError as exc:
             headers = {**base, "Content-Type": "text/plain; charset=utf-8", **exc.headers}
             return ApiResponse(exc.status, exc.text.encode(), headers)
@@ -251,7 +252,7 @@ class AgentApi:
             result.headers = {**base, **result.headers}
         return result
 
-    def _dispatch(self, node: Node, req: ApiRequest, may_block: bool) -> Result:
+    def _dispatch(self, node: Node, req: ApiRequest, may_block: bool, jitter: bool = True) -> Result:
         route, tail = self._match(req.path)
         allowed = ("OPTIONS", *route.methods)
         if req.method == "OPTIONS":
@@ -265,7 +266,7 @@ class AgentApi:
                 f"Permission denied: anonymous token lacks permission '{route.acl}'. The anonymous token "
                 "is used implicitly when a request does not specify a token.",
             )
-        return route.handler(_Ctx(self, node, req, tail, may_block, anonymous))
+        return route.handler(_Ctx(self, node, req, tail, may_block, anonymous, jitter))
 
     def _match(self, path: str) -> tuple[_Route, str]:
         for route in self._routes:
@@ -406,7 +407,7 @@ class AgentApi:
         fsm = srv.fsm
         index = max(fsm.nodes_index if table == "nodes" else fsm.checks_index, 1)
         if ctx.may_block and min_index > 0 and index <= min_index:
-            jitter = self._jitter.randrange(wait_ms // 16 + 1)
+            jitter = self._jitter.randrange(wait_ms // 16 + 1) if ctx.jitter else 0
             return Block(min_index, wait_ms + jitter)
         if mode == "stale":
             known = srv.state == LEADER or srv.leader is not None

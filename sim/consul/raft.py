@@ -83,7 +83,7 @@ class RaftHost(Protocol):
 
     def raft_committed(self, server: RaftServer, entry: Entry) -> None: ...
 
-    def raft_applied(self, server: RaftServer) -> None: ...
+    def raft_changed(self, server: RaftServer) -> None: ...
 
 
 class RaftServer:
@@ -235,7 +235,9 @@ class RaftServer:
     # elections ------------------------------------------------------------------------------
 
     def _set_leader(self, leader: str | None) -> None:
-        self.leader = leader
+        if leader != self.leader:
+            self.leader = leader
+            self.host.raft_changed(self)  # where this server forwards to moved
 
     def _campaign(self, *, transfer: bool) -> None:
         if self.state != CANDIDATE:
@@ -475,7 +477,7 @@ class RaftServer:
             return
         while fsm.index < upto:
             fsm.apply(log[fsm.index])
-        self.host.raft_applied(self)
+        self.host.raft_changed(self)
 
     def _check_lease(self) -> None:
         if self.state != LEADER:

@@ -163,7 +163,7 @@ class Scenario:
     led_until: dict[str, int] = field(default_factory=dict)  # node → when it last stopped leading (C1)
     lag: Ec2Lag | None = None  # EC2's eventual consistency; None: every reader sees moto at once
     boot_ec2: Ec2Api | None = None  # what booting nodes read EC2 through (EC2's own page size)
-    tag_writes: int = 0  # CreateTags and DeleteTags calls seen, with `world.changes`: when to sample
+    ec2_writes: int = 0  # calls other than reads seen by the fault plane, with `world.changes`: when to sample
     _sampled_at: tuple[int, int] | None = None
 
 
@@ -260,6 +260,21 @@ def _lag_plane(text: str, cluster: Cluster, world: Ec2World) -> Ec2Lag | None:
     return Ec2Lag(spec, lambda: engine.now, lambda reader: engine.streams.get("ec2.lag", reader), world.region)
 
 
+# Clients fill 10.0.1-14.100-149 first (the addresses every seed of a small cluster has always had),
+# then 250 a /24 from 10.0.16.1: joiners take .200 and up of the first range, decoys .150 and up.
+_CLIENTS_IN_FIRST_RANGE = 14 * 50
+
+
+def client_ip(k: int) -> str:
+    """The private IP of the scenario's k-th client (0-based); room for 12,700 clients."""
+    if k < _CLIENTS_IN_FIRST_RANGE:
+        return f"10.0.{k % 14 + 1}.{100 + k // 14}"
+    j = k - _CLIENTS_IN_FIRST_RANGE
+    if j >= 48 * 250:
+        raise ValueError(f"{k + 1} clients: the cluster subnet has room for {_CLIENTS_IN_FIRST_RANGE + 48 * 250}")
+    return f"10.0.{16 + j // 250}.{1 + j % 250}"
+
+
 def _populate(s: Scenario) -> None:
     cfg, cluster = s.config, s.cluster
     # Servers come up in a seeded order: which server bootstraps, and so usually leads first,
@@ -271,7 +286,7 @@ def _populate(s: Scenario) -> None:
         ip = f"10.0.{i % 14 + 1}.{10 + i // 14}"
         nodes.append((node_name_for(ip), ip, True))
     for k in range(cfg.clients):
-        ip = f"10.0.{k % 14 + 1}.{100 + k // 14}"
+        ip = client_ip(k)
         nodes.append((node_name_for(ip), ip, False))
     booting.boot_initial(
         s,
@@ -471,9 +486,9 @@ def _observe(s: Scenario, event: Observation) -> None:
 
 
 def _sample_tags(s: Scenario) -> None:
-    # Called after every step of every tag process: EC2's state moves only with a tag write or a
-    # change the world makes, so a sample between two such is the last one again.
-    moved = (s.world.changes, s.tag_writes)
+    # Called after every step of every tag process: EC2's state moves only with a call through the
+    # fault plane or a change the world makes, so a sample between two such is the last one again.
+    moved = (s.world.changes, s.ec2_writes)
     if moved == s._sampled_at:
         return
     s._sampled_at = moved
@@ -487,10 +502,11 @@ def _sample_tags(s: Scenario) -> None:
 
 
 def _observe_write(s: Scenario, call: Ec2Call) -> None:
-    if call.action not in ("CreateTags", "DeleteTags"):
-        return
-    s.tag_writes += 1  # failed ones too: a sample after one costs little, a missed change a lot
-    if call.fault is not None:
+    if not call.action.startswith("Describe"):
+        # Any change through the plane (a `sim serve` caller may stop or launch instances too), and
+        # failed calls as well: a sample after one costs little, a missed change a lot.
+        s.ec2_writes += 1
+    if call.action not in ("CreateTags", "DeleteTags") or call.fault is not None:
         return
     now = s.cluster.engine.now
     writer = s.fleet.current or "?"

@@ -386,23 +386,24 @@ class HandlerFleet:
         held = HeldRequest(since=self.engine.now + delay)
         deadline: list[int] = []  # the client gives up then (a blocking wait, or its read timeout)
         next_look: list[Timer] = []  # at most one timed look is due
-        waiting = [False]  # registered for the next change in the cluster
+        stop_waiting: list[Callable[[], None]] = []  # registered for the next change in the cluster
         over = [False]  # the call was made: later wake-ups are for a call that no longer waits
 
         def woken() -> None:
-            waiting[0] = False
+            stop_waiting.clear()
             look()
 
         def answer() -> None:
             over[0] = True
+            for stop in stop_waiting:
+                stop()
+            for timer in next_look:
+                timer.cancel()
             self._schedule_step(h, 0)
 
         def look() -> None:
             if h.running is not steps or over[0]:
                 return
-            for timer in next_look:
-                timer.cancel()
-            next_look.clear()
             now = self.engine.now
             if deadline and now >= deadline[0]:
                 answer()
@@ -412,13 +413,17 @@ class HandlerFleet:
                 answer()
                 return
             if retry == UNTIL_CHANGE:
-                if not waiting[0]:
-                    waiting[0] = True
-                    self.cluster.held.wait(woken)
+                if not stop_waiting:
+                    stop_waiting.append(self.cluster.held.wait(woken))
                 until = deadline[0]
             else:
                 until = min(now + retry, deadline[0]) if deadline else now + retry
-            next_look.append(self.engine.schedule(max(1, until - now), look, "handler.hold", h.node))
+            until = max(until, now + 1)
+            if next_look and not next_look[0].cancelled and next_look[0].t == until:
+                return  # woken early, still held: the timed look already due stands
+            for timer in next_look:
+                timer.cancel()
+            next_look[:] = [self.engine.schedule(until - now, look, "handler.hold", h.node)]
 
         self.engine.schedule(delay, look, "handler.hold", h.node)
 
@@ -432,8 +437,10 @@ class HandlerFleet:
                 return hold.retry_ms
             if held.outcome is not None or index <= 0:
                 return None
-            quick = self.api.poll_blocked(node, req)  # most looks: still blocked, known without an answer
-            result = self.api.handle(node, req, may_block=True) if quick is True else quick
+            # Looks after the first only ask whether it still blocks: its wait was drawn once.
+            jitter = not deadline
+            quick = self.api.poll_blocked(node, req, jitter=jitter)  # known without rendering an answer
+            result = self.api.handle(node, req, may_block=True, jitter=jitter) if quick is True else quick
         except AgentUnavailable as exc:
             if exc.refused:
                 return None  # the call fails at once: connection refused

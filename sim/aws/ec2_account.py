@@ -28,7 +28,7 @@ import boto3
 from botocore.config import Config
 from moto import mock_aws, settings
 from moto.autoscaling.models import autoscaling_backends
-from moto.core.base_backend import BackendDict
+from moto.core.base_backend import BackendDict, backend_lock
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, InstanceTypeOfferingBackend
@@ -164,6 +164,17 @@ def kept_running() -> Iterator[None]:
                     mock.stop()
 
 
+def _drop_backends() -> None:
+    """moto's `BackendDict.reset`, less the rebuild of every backend it does before dropping it:
+    the next lookup builds a fresh one either way (moto/core/base_backend.py). An EC2 backend
+    builds a default VPC and subnets, so the rebuild was a third of a small world's set-up."""
+    with backend_lock:
+        instances: list[BackendDict[Any]] = BackendDict._instances  # type: ignore[misc]
+        for backend in instances:
+            backend.clear()
+        instances.clear()
+
+
 class Ec2World:
     """One seeded EC2 account on moto, with the cluster VPC/subnet and the cluster tag."""
 
@@ -213,7 +224,7 @@ class Ec2World:
             Ec2World._live = self
 
     def _setup(self) -> None:
-        BackendDict.reset()
+        _drop_backends()
         self._backend_now = None
         # The region backend and the one moto's dispatcher consults for any in-process request
         # (us-east-1) both draw from mock_random when built, so they must exist before the seed is set.

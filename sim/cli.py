@@ -13,6 +13,7 @@ from tagjoin.core.errors import ConfigError
 
 # `sim run --preset`: (servers, clients) of clusters the size operators run.
 PRESETS = {"5x500": (5, 500), "7x5000": (7, 5000)}
+MAX_SERVERS, MAX_CLIENTS = 700, 12_700
 
 
 def register(subparsers: Any) -> None:
@@ -263,10 +264,17 @@ def _cluster_size(args: argparse.Namespace) -> tuple[int, int]:
     preset = getattr(args, "preset", None)
     if preset is None:
         servers, clients = args.servers, args.clients
-        return (3 if servers is None else servers), (2 if clients is None else clients)
-    if args.servers is not None or args.clients is not None:
+        servers, clients = (3 if servers is None else servers), (2 if clients is None else clients)
+    elif args.servers is not None or args.clients is not None:
         raise ConfigError(f"--preset {preset} sets the cluster's size; leave out --servers and --clients")
-    return PRESETS[preset]
+    else:
+        servers, clients = PRESETS[preset]
+    # Where the scenario's address plan runs out (sim/harness/scenario.py `client_ip`, servers at .10-.59).
+    if servers > MAX_SERVERS or clients > MAX_CLIENTS:
+        raise ConfigError(
+            f"at most {MAX_SERVERS} servers and {MAX_CLIENTS:,} clients (asked {servers} and {clients:,})"
+        )
+    return servers, clients
 
 
 def _out_dir(text: str) -> Path:

@@ -332,3 +332,25 @@ def test_cluster_subnet_is_big_enough() -> None:
     import ipaddress
 
     assert ipaddress.ip_network(CLUSTER_SUBNET_CIDR).num_addresses - 5 >= 1000
+
+
+def test_worlds_sharing_a_mock_leave_nothing_of_themselves_behind() -> None:
+    # A sweep chunk opens world after world inside one started mock; moto must not keep the old ones.
+    import gc
+
+    from moto.ec2.models.instances import Instance as MotoInstance
+
+    from tagjoin.sim.aws.ec2_account import kept_running
+
+    def live_instances() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, MotoInstance))
+
+    with kept_running():
+        for seed in range(4):
+            with Ec2World(seed, "sim") as world:
+                for k in range(20):
+                    world.launch(f"node-{k}")
+                assert live_instances() >= 20
+        after = live_instances()
+    assert after <= 20, f"{after} moto instances of earlier worlds are still alive"

@@ -311,3 +311,7 @@ def test_presets_size_the_cluster_and_refuse_a_size_beside_them(capsys: pytest.C
     assert err.strip().splitlines() == [
         "tagjoin sim: --preset 5x500 sets the cluster's size; leave out --servers and --clients"
     ]
+    code = main(["sim", "run", "--clients", "12701", "--seeds", "1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == ["tagjoin sim: at most 700 servers and 12,700 clients (asked 3 and 12,701)"]

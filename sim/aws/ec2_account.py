@@ -28,10 +28,12 @@ import boto3
 from botocore.config import Config
 from moto import mock_aws, settings
 from moto.autoscaling.models import autoscaling_backends
-from moto.core.base_backend import BackendDict, backend_lock
+from moto.core.base_backend import AccountSpecificBackend, BackendDict, backend_lock
+from moto.core.model_instances import reset_model_data
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, InstanceTypeOfferingBackend
+from moto.ec2.models.subnets import Subnet
 from moto.elbv2.models import elbv2_backends
 from moto.moto_api._internal import mock_random
 
@@ -171,8 +173,16 @@ def _drop_backends() -> None:
     with backend_lock:
         instances: list[BackendDict[Any]] = BackendDict._instances  # type: ignore[misc]
         for backend in instances:
+            for regions in backend.values():
+                regions.clear()  # moto's caches keep the account's dict of regions: empty it
             backend.clear()
         instances.clear()
+        AccountSpecificBackend._generate_regions.cache_clear()
+        # moto caches each subnet's address iterator on the class (moto/ec2/models/subnets.py
+        # `_base_avail_ip_iterator`, functools.cache), and each subnet holds its backend: without
+        # this, every dropped world stayed in memory whole.
+        Subnet._base_avail_ip_iterator.cache_clear()
+    reset_model_data()  # moto's list of every model object it made (for its dashboard), as its reset does
 
 
 class Ec2World:

@@ -502,7 +502,7 @@ def _sample_tags(s: Scenario) -> None:
 
 
 def _observe_write(s: Scenario, call: Ec2Call) -> None:
-    if not call.action.startswith("Describe"):
+    if not call.action.startswith(("Describe", "Get", "List")):
         # Any change through the plane (a `sim serve` caller may stop or launch instances too), and
         # failed calls as well: a sample after one costs little, a missed change a lot.
         s.ec2_writes += 1

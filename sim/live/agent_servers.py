@@ -130,7 +130,8 @@ class AgentHttpServer:
         with driver.changed:
             while True:  # bounded: every branch either returns or waits toward a wall-clock limit
                 try:
-                    result = self.api.handle(self.node, req, may_block=True)
+                    # The wait's jitter is drawn once, on the look that starts the wait.
+                    result = self.api.handle(self.node, req, may_block=True, jitter=virtual_deadline is None)
                 except AgentUnavailable as exc:
                     if exc.refused:
                         return None

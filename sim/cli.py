@@ -42,8 +42,8 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        help="a cluster of a real size: 5x500 = 5 servers and 500 clients, 7x5000 = 7 servers and 5,000 clients "
-        "(instead of --servers and --clients)",
+        help="a cluster of a real size instead of --servers and --clients: 5x500 = 5 servers and 500 clients "
+        "(~14 s a seed), 7x5000 = 7 servers and 5,000 clients (over 5 minutes a seed; see benchmarks/RESULTS.md)",
     )
     run.add_argument("--raft-multiplier", type=positive, default=5, help="Consul's raft_multiplier (default 5)")
     run.add_argument("--duration", type=positive, default=90, help="virtual seconds per scenario (default 90)")

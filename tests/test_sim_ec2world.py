@@ -337,20 +337,18 @@ def test_cluster_subnet_is_big_enough() -> None:
 def test_worlds_sharing_a_mock_leave_nothing_of_themselves_behind() -> None:
     # A sweep chunk opens world after world inside one started mock; moto must not keep the old ones.
     import gc
-
-    from moto.ec2.models.instances import Instance as MotoInstance
+    import weakref
 
     from tagjoin.sim.aws.ec2_account import kept_running
 
-    def live_instances() -> int:
-        gc.collect()
-        return sum(1 for o in gc.get_objects() if isinstance(o, MotoInstance))
-
+    launched: list[weakref.ref[object]] = []
     with kept_running():
         for seed in range(4):
             with Ec2World(seed, "sim") as world:
                 for k in range(20):
                     world.launch(f"node-{k}")
-                assert live_instances() >= 20
-        after = live_instances()
-    assert after <= 20, f"{after} moto instances of earlier worlds are still alive"
+                launched += [weakref.ref(r) for res in world._backend.reservations.values() for r in res.instances]
+        del world
+        gc.collect()
+        alive = sum(1 for ref in launched if ref() is not None)
+    assert alive <= 20, f"{alive} moto instances of earlier worlds are still alive"

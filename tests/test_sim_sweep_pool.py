@@ -270,8 +270,9 @@ def test_replay_takes_every_scenario_option_of_run_and_none_of_the_sweep_ones() 
 def test_ctrl_c_stops_the_workers_and_keeps_the_report_of_what_is_done(tmp_path: Path) -> None:
     """A real SIGINT to the process group, as a terminal's Ctrl-C sends it, during a two-worker sweep."""
     proc = subprocess.Popen(
-        # Chunks of 10 seeds take seconds each: the workers must be stopped, not waited for.
-        [sys.executable, "-m", "tagjoin", "sim", "run", "--seeds", "400", "--jobs", "2", "--chunk", "10", *SHORT],
+        # Far more seeds than 15 s can run, in chunks of 10 that take seconds each: the workers
+        # must be stopped, not waited for.
+        [sys.executable, "-m", "tagjoin", "sim", "run", "--seeds", "20000", "--jobs", "2", "--chunk", "10", *SHORT],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

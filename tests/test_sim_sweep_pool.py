@@ -272,7 +272,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_report_of_what_is_done(tmp_path:
     proc = subprocess.Popen(
         # Far more seeds than 15 s can run, in chunks of 10 that take seconds each: the workers
         # must be stopped, not waited for.
-        [sys.executable, "-m", "tagjoin", "sim", "run", "--seeds", "20000", "--jobs", "2", "--chunk", "10", *SHORT],
+        [sys.executable, "-m", "tagjoin", "sim", "run", "--seeds", "2000", "--jobs", "2", "--chunk", "10", *SHORT],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -223,11 +223,13 @@ def _plural(why: str) -> str:
 
 
 def _addresses(instances: Iterable[Instance], addr_type: str, own: set[str]) -> tuple[str, ...]:
-    seen: list[str] = []
+    # A dict keeps the first place of each address, and a fallback lists the whole fleet: a list
+    # searched for every address made a fleet of thousands cost millions of comparisons a boot.
+    seen: dict[str, None] = {}
     for inst in instances:
         addr = address_of(inst, addr_type)
-        if addr and addr not in own and addr not in seen:
-            seen.append(addr)
+        if addr and addr not in own:
+            seen.setdefault(addr)
     return tuple(seen)
 
 

@@ -39,6 +39,7 @@ What is modelled, and what is not:
 
 from __future__ import annotations
 
+import bisect
 import copy
 import math
 import random
@@ -52,7 +53,9 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 
 from tagjoin.core.aws.ec2_api import Ec2Api, Filter, InstancePage, TagPage
+from tagjoin.sim.aws import moto_writes
 from tagjoin.sim.aws.ec2_faults import MOTO_LOCK
+from tagjoin.sim.aws.moto_writes import write_count
 
 STRONG = "strong"
 DEFAULT = "default"
@@ -159,6 +162,9 @@ class Ec2Lag:
     _raw: dict[str, Any] = field(default_factory=dict)
     _visible_at: dict[tuple[str, int], float] = field(default_factory=dict)
     _seq: int = 0
+    _synced: int | None = None  # the backend's write count at the last scan
+    _order: dict[Attr, int] = field(default_factory=dict)  # attribute → its place in `history`
+    _moving: list[tuple[int, Attr]] = field(default_factory=list)  # attributes with two versions or more
 
     @property
     def backend(self) -> Any:
@@ -172,33 +178,50 @@ class Ec2Lag:
 
     def sync(self) -> None:
         """Note every change of moto's state since the last look, at the current virtual time."""
-        now = self.now()
         with MOTO_LOCK:
             backend = self.backend
-            for reservation in backend.reservations.values():
-                for raw in reservation.instances:
-                    state = (raw._state.name, raw._state.code)
-                    tags = backend.tags.get(raw.id) or {}
-                    seen = self._seen.get(raw.id)
-                    if seen is None:
-                        self._raw[raw.id] = raw
-                        self._seen[raw.id] = (state, dict(tags))
-                        self._add((raw.id, STATE), now, state, initial=True)
-                        for key, value in tags.items():
-                            self._add((raw.id, key), now, value, initial=True)
-                        continue
-                    old_state, old_tags = seen
-                    if old_state == state and old_tags == tags:
-                        continue
-                    if old_state != state:
-                        self._add((raw.id, STATE), now, state)
-                    for key in [*old_tags, *(k for k in tags if k not in old_tags)]:
-                        if old_tags.get(key) != tags.get(key):
-                            self._add((raw.id, key), now, tags.get(key))
+            count = write_count(backend)
+            if count.writes == self._synced:
+                if moto_writes.CHECK:
+                    self._scan(backend, check=True)
+                return
+            self._scan(backend)
+            self._synced = count.writes
+
+    def _scan(self, backend: Any, *, check: bool = False) -> None:
+        now = self.now()
+        for reservation in backend.reservations.values():
+            for raw in reservation.instances:
+                state = (raw._state.name, raw._state.code)
+                tags = backend.tags.get(raw.id) or {}
+                seen = self._seen.get(raw.id)
+                if seen is not None and seen[0] == state and seen[1] == tags:
+                    continue
+                if check:
+                    raise AssertionError(f"moto changed {raw.id} without a counted write")
+                if seen is None:
+                    self._raw[raw.id] = raw
                     self._seen[raw.id] = (state, dict(tags))
+                    self._add((raw.id, STATE), now, state, initial=True)
+                    for key, value in tags.items():
+                        self._add((raw.id, key), now, value, initial=True)
+                    continue
+                old_state, old_tags = seen
+                if old_state != state:
+                    self._add((raw.id, STATE), now, state)
+                for key in [*old_tags, *(k for k in tags if k not in old_tags)]:
+                    if old_tags.get(key) != tags.get(key):
+                        self._add((raw.id, key), now, tags.get(key))
+                self._seen[raw.id] = (state, dict(tags))
 
     def _add(self, attr: Attr, t: int, value: Value, *, initial: bool = False) -> None:
-        versions = self.history.setdefault(attr, [])
+        versions = self.history.get(attr)
+        if versions is None:
+            versions = self.history[attr] = []
+            self._order[attr] = len(self._order)
+        if len(versions) == 1 or (not versions and not initial):
+            # Its second version: a reader may now see another than the newest (kept in history's order).
+            bisect.insort(self._moving, (self._order[attr], attr))
         if not versions and not initial:
             # A tag key an instance did not launch with: before its first write, it was absent.
             versions.append(Version(self._next(), t, None, initial=True))
@@ -269,9 +292,8 @@ class Ec2Lag:
             tags_saved: dict[str, dict[str, str] | None] = {}
             states_saved: dict[str, Any] = {}
             staged_tags: dict[str, dict[str, str]] = {}
-            for attr, versions in self.history.items():
-                if len(versions) < 2:
-                    continue
+            for _, attr in self._moving:
+                versions = self.history[attr]
                 v = self.seen(reader, attr, now)
                 if v is versions[-1]:
                     continue
@@ -294,9 +316,14 @@ class Ec2Lag:
                     staged_tags[iid].pop(name, None)
             for iid, staged in staged_tags.items():
                 backend.tags[iid] = staged
+            count = write_count(backend)
+            if staged_tags or states_saved:
+                count.staged += 1
             try:
                 yield
             finally:
+                if staged_tags or states_saved:
+                    count.staged += 1
                 for iid, original in tags_saved.items():
                     if original is None:
                         backend.tags.pop(iid, None)

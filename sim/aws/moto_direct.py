@@ -67,7 +67,9 @@ from tagjoin.core.aws.ec2_api import (
 )
 from tagjoin.core.errors import Ec2Error
 from tagjoin.core.model import Instance
+from tagjoin.sim.aws import moto_writes
 from tagjoin.sim.aws.ec2_faults import MOTO_LOCK, UNREACHABLE, Ec2Faults
+from tagjoin.sim.aws.moto_writes import write_count
 
 T = TypeVar("T")
 
@@ -158,6 +160,8 @@ class MotoDirectEc2:
             except ServiceException as exc:
                 answered()  # moto names its error answers too
                 raise ApiFault(str(exc.code), ERROR_STATUS, str(exc.message)) from None
+            except AssertionError:
+                raise  # moto_writes.CHECK found a change that was not counted: a bug of ours
             except Exception as exc:
                 # moto's answer to what it does not handle is an exception out of the client call
                 raise Ec2Error(f"EC2 {action} failed: {_describe(exc)}") from None
@@ -171,31 +175,33 @@ class MotoDirectEc2:
     ) -> InstancePage:
         backend = self.backend
         filter_dict = _filter_dict(filters)
-        built: dict[str, Instance] = {}
-        with _tags_by_id():
-            if instance_ids:
-                reservations = backend.get_reservations_by_instance_ids(instance_ids, filters=filter_dict)
-            else:
-                reservations, built = _judged(backend, filter_dict)
-        reservation_ids = [reservation.id for reservation in reservations]
-        start = reservation_ids.index(token) + 1 if token else 0
         # EC2 refuses MaxResults beside InstanceIds (InvalidParameterCombination): by ids, one page of moto's size.
         max_results = DEFAULT_MAX_RESULTS if self.max_results is None or instance_ids else self.max_results
-        page = reservations[start : start + max_results]
-        next_token = page[-1].id if max_results and len(reservations) > start + max_results else None
-        tags = backend.tags
-        found = []
-        for reservation in page:
-            for raw in reservation.instances:
-                instance = built.get(raw.id)
-                if instance is None:
-                    instance = built[raw.id] = _instance(raw, tags)
-                found.append(instance)
-        return InstancePage(found, next_token)
+        with _tags_by_id():
+            if instance_ids:
+                judged = Judged(backend.get_reservations_by_instance_ids(instance_ids, filters=filter_dict))
+            else:
+                judged = _judged(backend, filter_dict)
+        answer = judged.pages.get((token, max_results))
+        if answer is None:
+            answer = judged.pages[(token, max_results)] = judged.page(backend.tags, token, max_results)
+        found, next_token = answer
+        return InstancePage(list(found), next_token)
 
     def _describe_tags(self, filters: Sequence[Filter]) -> TagPage:
-        rows = self.backend.describe_tags(filters=_filter_dict(filters))
-        return TagPage([TagEntry(r["resource_id"], r["key"], r["value"]) for r in rows], None)
+        # moto scans every tag of the region for each call; its rows stand while nothing is written.
+        backend = self.backend
+        state = write_count(backend).state
+        key = repr(filters)
+        known = _TAG_ROWS.setdefault(backend, {})
+        cached = known.get(key)
+        if cached is None or cached[0] != state or moto_writes.CHECK:
+            rows = backend.describe_tags(filters=_filter_dict(filters))
+            entries = [TagEntry(r["resource_id"], r["key"], r["value"]) for r in rows]
+            if moto_writes.CHECK and cached is not None and cached[0] == state and cached[1] != entries:
+                raise AssertionError("moto's tags changed without a counted write")
+            cached = known[key] = (state, entries)
+        return TagPage(list(cached[1]), None)
 
     def _create_tags(self, ids: list[str], key: str, value: str) -> None:
         validate_resource_ids(ids)
@@ -318,34 +324,83 @@ def _narrowed(backend: Any, filter_dict: dict[str, list[str]]) -> list[Any]:
     return filter_reservations(candidates, filter_dict)
 
 
-# Per backend: filters → (what every instance looked like, the reservations moto passed then).
-_JUDGED: weakref.WeakKeyDictionary[Any, dict[str, tuple[list[Any], list[Any], dict[str, Instance]]]] = (
+class Judged:
+    """The reservations moto passed for one describe's filters, and what was answered from them:
+    the `Instance` built for each instance id (frozen) and each page, by token and size."""
+
+    __slots__ = ("_starts", "built", "pages", "reservations")
+
+    def __init__(self, reservations: list[Any]) -> None:
+        self.reservations = reservations
+        self.built: dict[str, Instance] = {}
+        self.pages: dict[tuple[str | None, int], tuple[list[Instance], str | None]] = {}
+        self._starts: dict[str, int] | None = None
+
+    def page(
+        self, tags: Mapping[str, Mapping[str, str]], token: str | None, size: int
+    ) -> tuple[list[Instance], str | None]:
+        """moto's paging: a page of reservations from the one after `token`, the last one's id as the next token."""
+        reservations = self.reservations
+        start = 0
+        if token:
+            if self._starts is None:
+                self._starts = {}
+                for i, reservation in enumerate(reservations):
+                    self._starts.setdefault(reservation.id, i + 1)
+            start = self._starts.get(token, -1)
+            if start < 0:
+                raise ValueError(f"{token!r} is not in list")  # list.index, as moto's paging meets it
+        page = reservations[start : start + size]
+        next_token = page[-1].id if size and len(reservations) > start + size else None
+        built = self.built
+        found = []
+        for reservation in page:
+            for raw in reservation.instances:
+                instance = built.get(raw.id)
+                if instance is None:
+                    instance = built[raw.id] = _instance(raw, tags)
+                found.append(instance)
+        return found, next_token
+
+
+# Per backend: filters → (moto's write count then, what moto judged).
+_JUDGED: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[int, int], Judged]]] = weakref.WeakKeyDictionary()
+# Per backend: filters → (moto's write count then, the rows of moto's describe_tags).
+_TAG_ROWS: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[int, int], list[TagEntry]]]] = (
     weakref.WeakKeyDictionary()
 )
+# moto_writes.CHECK: per backend and filters, what every instance looked like when moto last judged.
+_LOOKS: weakref.WeakKeyDictionary[Any, dict[str, list[Any]]] = weakref.WeakKeyDictionary()
 
 
-def _judged(backend: Any, filter_dict: dict[str, list[str]]) -> tuple[list[Any], dict[str, Instance]]:
-    """`_narrowed`, or its last answer to the same filters while no instance has changed since:
-    no instance came or went, and each has the state, addresses and tags it had then (all that our
-    filters and answers read; the rest of an instance is fixed at launch). With it, the answers
-    built from those reservations so far (instance id → `Instance`, frozen), for the same reason."""
+def _judged(backend: Any, filter_dict: dict[str, list[str]]) -> Judged:
+    """`_narrowed`, or its last answer to the same filters while moto has not been written to since
+    (tagjoin.sim.aws.moto_writes), with what was answered from it."""
+    state = write_count(backend).state
+    key = repr(sorted(filter_dict.items()))
+    known = _JUDGED.setdefault(backend, {})
+    cached = known.get(key)
+    looks = _LOOKS.get(backend, {}).get(key) if moto_writes.CHECK else None
+    if cached is not None and cached[0] == state and (looks is not None or not moto_writes.CHECK):
+        if looks is not None and looks != _looks(backend):
+            raise AssertionError("moto's instances changed without a counted write")
+        return cached[1]
+    judged = Judged(_narrowed(backend, filter_dict))
+    known[key] = (state, judged)
+    if moto_writes.CHECK:
+        _LOOKS.setdefault(backend, {})[key] = _looks(backend)
+    return judged
+
+
+def _looks(backend: Any) -> list[Any]:
+    """All that our filters and answers read of each instance (the rest is fixed at launch)."""
     tags = backend.tags
-    # The live tag dicts, compared by content with the copies taken when moto last judged.
-    looks = [
-        (raw.id, raw._state.name, nic.private_ip_address, nic.public_ip, tags.get(raw.id))
+    return [
+        (raw.id, raw._state.name, nic.private_ip_address, nic.public_ip, dict(tags.get(raw.id) or {}))
         for reservation in backend.reservations.values()
         for raw in reservation.instances
         for nic in (raw.nics[0],)
     ]
-    key = repr(sorted(filter_dict.items()))
-    known = _JUDGED.setdefault(backend, {})
-    cached = known.get(key)
-    if cached is not None and cached[0] == looks:
-        return cached[1], cached[2]
-    reservations = _narrowed(backend, filter_dict)
-    built: dict[str, Instance] = {}
-    known[key] = ([(*look[:4], None if look[4] is None else dict(look[4])) for look in looks], reservations, built)
-    return reservations, built
 
 
 def _tags_of(resource: Any) -> list[dict[str, str]]:

@@ -80,6 +80,10 @@ class MemberChanged(SimEvent):
     def node(self) -> str:
         return self.observer
 
+    def describe(self) -> str:
+        # The generic line, written out: a pool of n agents logs n x n of these.
+        return f"MemberChanged observer={self.observer} subject={self.subject} status={self.status} addr={self.addr}"
+
 
 @dataclass(frozen=True, slots=True)
 class NodeCrashed(SimEvent):

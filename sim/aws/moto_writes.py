@@ -1,0 +1,105 @@
+"""How often one moto EC2 backend has been written to, so that a reader can tell at once that
+nothing changed since it last looked.
+
+moto keeps no change feed: knowing whether an instance's state or tags moved meant comparing every
+instance, which made each describe cost the size of the fleet. Every change of moto's EC2 state is
+made by a method of the region's backend (moto/ec2/models/__init__.py `EC2Backend` and its
+mixins), whichever way the call came in: moto's response layer, the direct adapter, the world's
+own launches, autoscaling's notifications. So each backend gets its methods wrapped, once, on the
+instance (moto's classes are left as they are): a call to any method that is not a read adds one
+to the count, before and after it runs. A count that did not move means that no such method ran.
+
+`staged` counts the other source of difference: the lag plane swapping a reader's view into moto
+for the length of one call (tagjoin.sim.aws.ec2_lag `Ec2Lag.staged`).
+
+`CHECK` turns on a check of every skip: a reader that would skip its scan makes it anyway and
+fails if anything differs (tests/test_sim_moto_writes.py runs scenarios with it on).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+# Method names of EC2Backend that only read (moto 5.2): everything else counts as a write.
+READS = (
+    "describe_",
+    "get_",
+    "list_",
+    "all_",
+    "address_by_",
+    "do_resources_exist",
+    "iter_",
+    "matches_filters",
+    "owns_arn",
+    "raise_",
+    "search_",
+    "validate_",
+    "default_vpc_endpoint_service",
+)
+
+CHECK = False  # tests: verify every skipped scan
+
+
+class WriteCount:
+    """Writes made through the backend's methods, and views staged into it by the lag plane."""
+
+    __slots__ = ("staged", "writes")
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.staged = 0
+
+    @property
+    def state(self) -> tuple[int, int]:
+        """Equal to an earlier value only if moto's state is what it was then."""
+        return self.writes, self.staged
+
+
+_COUNTS: weakref.WeakKeyDictionary[Any, WriteCount] = weakref.WeakKeyDictionary()
+
+
+def write_count(backend: Any) -> WriteCount:
+    """The count of `backend`, which is watched from now on (a first look must scan anyway)."""
+    count = _COUNTS.get(backend)
+    if count is None:
+        count = _COUNTS[backend] = WriteCount()
+        _watch(backend, count)
+    return count
+
+
+def _watch(backend: Any, count: WriteCount) -> None:
+    for name, function in _writes_of(type(backend)):
+        setattr(backend, name, _counted(function, weakref.ref(backend), count))
+
+
+_WRITES: dict[type, tuple[tuple[str, Callable[..., Any]], ...]] = {}
+
+
+def _writes_of(kind: type) -> tuple[tuple[str, Callable[..., Any]], ...]:
+    """The methods of a backend class that may write (once a class: looking costs milliseconds)."""
+    found = _WRITES.get(kind)
+    if found is None:
+        found = _WRITES[kind] = tuple(
+            (name, function)
+            for name, function in inspect.getmembers(kind, inspect.isfunction)
+            if not name.startswith(("_", *READS)) and not isinstance(inspect.getattr_static(kind, name), staticmethod)
+        )
+    return found
+
+
+def _counted(function: Callable[..., Any], backend: weakref.ref[Any], count: WriteCount) -> Callable[..., Any]:
+    # The backend is held weakly: it holds its wrappers, and a cycle would keep a dropped world's
+    # moto state alive until the collector ran.
+    @functools.wraps(function)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        count.writes += 1
+        try:
+            return function(backend(), *args, **kwargs)
+        finally:
+            count.writes += 1
+
+    return counted

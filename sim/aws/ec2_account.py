@@ -31,6 +31,7 @@ from moto.autoscaling.models import autoscaling_backends
 from moto.core.base_backend import AccountSpecificBackend, BackendDict, backend_lock
 from moto.core.model_instances import reset_model_data
 from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.ec2.exceptions import InvalidInstanceIdError
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, InstanceTypeOfferingBackend
 from moto.ec2.models.subnets import Subnet
@@ -366,6 +367,10 @@ class Ec2World:
         which skips the scan and changes nothing else (moto/ec2/models/instances.py).
         """
         self.changes += 1
+        with _newest_first(self._backend):
+            return self._run_instances(count, subnet_id, private_ip, tags)
+
+    def _run_instances(self, count: int, subnet_id: str, private_ip: str | None, tags: Mapping[str, str] | None) -> Any:
         return self._backend.run_instances(
             AMI,
             count,
@@ -572,6 +577,31 @@ class Ec2World:
             scope=scope,
             tags=tags,
         )
+
+
+@contextmanager
+def _newest_first(backend: Any) -> Iterator[None]:
+    """While moto launches: its `get_instance` looks through the newest reservation first.
+
+    Each launch attaches a root volume, and moto finds the instance it attaches to by scanning
+    a copy of every reservation (moto/ec2/models/instances.py `get_instance`, called from
+    elastic_block_store.py `attach_volume`): a fleet of n costs n² to launch. Ids are unique, so
+    searching from the newest end finds the same instance, the one just made, at once. Only
+    under `MOTO_LOCK`, on this backend alone, and moto's own method is back when the launch returns.
+    """
+
+    def get_instance(instance_id: str) -> Any:
+        for reservation in reversed(backend.reservations.values()):
+            for instance in reservation.instances:
+                if instance.id == instance_id:
+                    return instance
+        raise InvalidInstanceIdError(instance_id)
+
+    backend.get_instance = get_instance
+    try:
+        yield
+    finally:
+        del backend.get_instance
 
 
 def _answered() -> None:

@@ -145,7 +145,11 @@ class Cluster:
     def serf_changed(self, observer: Node, subject: str, entry: MemberEntry | None) -> None:
         status = None if entry is None else entry.status
         addr = "" if entry is None else entry.addr
-        self.bus.publish(MemberChanged(self.engine.now, observer.name, subject, status, addr))
+        if self.bus.heard(MemberChanged):
+            self.bus.publish(MemberChanged(self.engine.now, observer.name, subject, status, addr))
+        elif self.bus.traces(MemberChanged):
+            # n agents make n x n of these: with nobody listening, the trace line alone.
+            self.bus.record(observer.name, MemberChanged.line(observer.name, subject, status, addr))
         # A client agent picks the server it forwards to from its member list.
         self.held.poke()
         srv = self.raft.get(observer.name)

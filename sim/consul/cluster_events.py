@@ -81,8 +81,12 @@ class MemberChanged(SimEvent):
         return self.observer
 
     def describe(self) -> str:
-        # The generic line, written out: a pool of n agents logs n x n of these.
-        return f"MemberChanged observer={self.observer} subject={self.subject} status={self.status} addr={self.addr}"
+        return self.line(self.observer, self.subject, self.status, self.addr)
+
+    @staticmethod
+    def line(observer: str, subject: str, status: MemberStatus | None, addr: str) -> str:
+        """The generic line, written out: a pool of n agents logs n x n of these."""
+        return f"MemberChanged observer={observer} subject={subject} status={status} addr={addr}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,17 @@ class EventBus:
     def subscribe_all(self, callback: Callable[[SimEvent], None]) -> Callable[[], None]:
         self._all.append(callback)
         return lambda: self._all.remove(callback) if callback in self._all else None
+
+    def heard(self, kind: type[SimEvent]) -> bool:
+        """Whether an event of `kind` has a subscriber (else `record` its line, and skip building it)."""
+        return bool(self._all or self._by_type.get(kind))
+
+    def traces(self, kind: type[SimEvent]) -> bool:
+        return self.traced is None or kind in self.traced
+
+    def record(self, node: str, line: str) -> None:
+        """The trace line of an event nobody hears (`heard`): what `publish` would write."""
+        self._record(node, line)
 
     def publish(self, event: SimEvent) -> None:
         if self.traced is None or type(event) in self.traced:

@@ -128,7 +128,9 @@ class Serf:
 
     def _apply(self, observer: str, entry: MemberEntry) -> bool:
         """Take `entry` into `observer`'s view if it is newer; True if it was."""
-        view = self._view_of(observer)
+        view = self.views.get(observer)
+        if view is None:
+            view = self._view_of(observer)
         cur = view.get(entry.name)
         if cur is not None and cur.version >= entry.version:
             return False

@@ -213,6 +213,11 @@ class Cluster:
         """`consul join ADDRESS` on `name`; raises serf.JoinFailed with Consul's error text."""
         self.serf.join(self._responsive(name), address)
 
+    def joined(self, name: str, address: str) -> bool:
+        """`join` from a responsive agent's own retry_join: whether it succeeded, and no error text."""
+        node = self.nodes[name]
+        return node.responsive and self.serf.try_join(node, address) is None
+
     def force_leave(self, issuer: str, subject: str, *, prune: bool = False) -> None:
         """`consul force-leave [-prune] SUBJECT` on `issuer`; raises serf.NoSuchMember."""
         self.serf.force_leave(self._responsive(issuer), subject, prune=prune)

@@ -60,6 +60,9 @@ class SerfTimings:
     push_pull_interval_ms: int = 30_000
 
 
+SERF_LAN_PORT_TEXT = str(SERF_LAN_PORT)
+
+
 class JoinFailed(Exception):
     """serf Join found nobody to join; the text is what Consul returns in the 500 body."""
 
@@ -267,20 +270,28 @@ class Serf:
 
     def join(self, node: Node, address: str) -> int:
         """serf.Join through `address` (`IP` or `IP:8301`); raises JoinFailed with Consul's text."""
+        failed = self.try_join(node, address)
+        if failed is not None:
+            ip, port, reason = failed
+            raise JoinFailed(join_error(f"{ip}:{port}", reason))
+        return 1
+
+    def try_join(self, node: Node, address: str) -> tuple[str, str, str] | None:
+        """`join`, answering (ip, port, reason) where it would raise: a booting agent's retry_join
+        tries every instance of the fleet, most of them not up yet, and needs no error text."""
         host, sep, port = address.rpartition(":")
         ip = host if sep else address
-        dial = f"{ip}:{port if sep else SERF_LAN_PORT}"
-        if sep and port != str(SERF_LAN_PORT):
-            raise JoinFailed(join_error(dial, "connect: connection refused"))
+        if sep and port != SERF_LAN_PORT_TEXT:
+            return ip, port, "connect: connection refused"
         if ip == node.ip:
-            return 1  # joining yourself "succeeds" and leaves you an island
+            return None  # joining yourself "succeeds" and leaves you an island
         target = self.host.node_by_ip(ip)
         if target is None or not target.up:
-            raise JoinFailed(join_error(dial, "connect: connection refused"))
+            return ip, port if sep else SERF_LAN_PORT_TEXT, "connect: connection refused"
         if not self.host.link_ok(node, target):
-            raise JoinFailed(join_error(dial, "i/o timeout"))
+            return ip, port if sep else SERF_LAN_PORT_TEXT, "i/o timeout"
         self._push_pull(node, target)
-        return 1
+        return None
 
     def _push_pull(self, a: Node, b: Node) -> None:
         """memberlist's full state exchange: both sides end with the union, then gossip it on."""

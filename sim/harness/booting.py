@@ -25,8 +25,6 @@ from tagjoin.core.boot import BootMode, BootPlan, Lookup, plan_boot
 from tagjoin.core.errors import TagjoinError
 from tagjoin.core.model import Instance, MemberStatus
 from tagjoin.sim.aws.ec2_lag import reader_api
-from tagjoin.sim.consul.cluster import NodeDown
-from tagjoin.sim.consul.serf import JoinFailed
 from tagjoin.sim.harness.recording import FaultSpan, Joiner, Recording
 from tagjoin.sim.kernel.engine import SimClock
 
@@ -225,12 +223,7 @@ def _retry_join(
         addrs = list(dict.fromkeys([*plan.join, *_auto_join(s, store)]))
         joined: list[str] = []
         if n.responsive:
-            for addr in addrs:
-                try:
-                    s.cluster.join(node, addr)
-                except (JoinFailed, NodeDown):
-                    continue
-                joined.append(addr)
+            joined = [addr for addr in addrs if s.cluster.joined(node, addr)]
         if joined:
             _log(s, node, f"retry_join: joined {', '.join(joined)}")
             on_joined(joined)

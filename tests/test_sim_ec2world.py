@@ -341,12 +341,19 @@ def test_worlds_sharing_a_mock_leave_nothing_of_themselves_behind() -> None:
 
     from tagjoin.sim.aws.ec2_account import kept_running
 
+    from tagjoin.sim.aws.moto_direct import MotoDirectEc2
+
     launched: list[weakref.ref[object]] = []
     with kept_running():
         for seed in range(4):
             with Ec2World(seed, "sim") as world:
                 for k in range(20):
                     world.launch(f"node-{k}")
+                # The direct adapter's memos of what moto judged hold its reservations.
+                direct = MotoDirectEc2(world.region)
+                direct.describe_instances([{"Name": "tag:Name", "Values": ["node-1"]}])
+                direct.describe_instances([])
+                direct.describe_tags([{"Name": "key", "Values": ["Name"]}])
                 launched += [weakref.ref(r) for res in world._backend.reservations.values() for r in res.instances]
         del world
         gc.collect()

@@ -99,3 +99,20 @@ def test_a_trusting_describe_answers_from_its_last_look(world: Ec2World) -> None
     assert direct.describe_instances(held).instances == []
     direct.create_tags([iid], LEADER, "5")
     assert [i.tags[LEADER] for i in direct.describe_instances(held).instances] == ["5"]
+
+
+def test_moto_reset_starts_a_new_count_with_its_wrappers(world: Ec2World, checked: None) -> None:
+    # moto's reset empties the backend's attributes: wrappers, count and memos go together, and the
+    # next look starts afresh (served endpoints reach it through POST /moto-api/reset).
+    backend = _backend(world)
+    vpc = world.vpc_id
+    direct = MotoDirectEc2(world.region)
+    first = write_count(backend)
+    assert direct.describe_tags([{"Name": "key", "Values": ["k"]}]).tags == []
+    backend.reset()  # type: ignore[attr-defined]
+    second = write_count(backend)
+    assert second is not first
+    before = second.writes
+    backend.create_tags([vpc], {"k": "v"})  # type: ignore[attr-defined]
+    assert second.writes > before
+    assert [t.value for t in direct.describe_tags([{"Name": "key", "Values": ["k"]}]).tags] == ["v"]

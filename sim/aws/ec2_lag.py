@@ -55,7 +55,7 @@ from moto.ec2.models import ec2_backends
 from tagjoin.core.aws.ec2_api import Ec2Api, Filter, InstancePage, TagPage
 from tagjoin.sim.aws import moto_writes
 from tagjoin.sim.aws.ec2_faults import MOTO_LOCK
-from tagjoin.sim.aws.moto_writes import write_count
+from tagjoin.sim.aws.moto_writes import WriteCount, write_count
 
 STRONG = "strong"
 DEFAULT = "default"
@@ -162,7 +162,7 @@ class Ec2Lag:
     _raw: dict[str, Any] = field(default_factory=dict)
     _visible_at: dict[tuple[str, int], float] = field(default_factory=dict)
     _seq: int = 0
-    _synced: int | None = None  # the backend's write count at the last scan
+    _synced: tuple[WriteCount, int] | None = None  # the backend's write count at the last scan
     _order: dict[Attr, int] = field(default_factory=dict)  # attribute → its place in `history`
     _moving: list[tuple[int, Attr]] = field(default_factory=list)  # attributes with two versions or more
 
@@ -181,12 +181,12 @@ class Ec2Lag:
         with MOTO_LOCK:
             backend = self.backend
             count = write_count(backend)
-            if count.writes == self._synced:
+            if (count, count.writes) == self._synced:
                 if moto_writes.CHECK:
                     self._scan(backend, check=True)
                 return
             self._scan(backend)
-            self._synced = count.writes
+            self._synced = (count, count.writes)
 
     def _scan(self, backend: Any, *, check: bool = False) -> None:
         now = self.now()

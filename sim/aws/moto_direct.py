@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import copy
 import re
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC
@@ -69,7 +68,7 @@ from tagjoin.core.errors import Ec2Error
 from tagjoin.core.model import Instance
 from tagjoin.sim.aws import moto_writes
 from tagjoin.sim.aws.ec2_faults import MOTO_LOCK, UNREACHABLE, Ec2Faults
-from tagjoin.sim.aws.moto_writes import write_count
+from tagjoin.sim.aws.moto_writes import memo, write_count
 
 T = TypeVar("T")
 
@@ -160,9 +159,9 @@ class MotoDirectEc2:
             except ServiceException as exc:
                 answered()  # moto names its error answers too
                 raise ApiFault(str(exc.code), ERROR_STATUS, str(exc.message)) from None
-            except AssertionError:
-                raise  # moto_writes.CHECK found a change that was not counted: a bug of ours
             except Exception as exc:
+                if moto_writes.CHECK and isinstance(exc, AssertionError):
+                    raise  # a change that was not counted: a bug of ours, not an answer of EC2's
                 # moto's answer to what it does not handle is an exception out of the client call
                 raise Ec2Error(f"EC2 {action} failed: {_describe(exc)}") from None
             answered()
@@ -193,7 +192,7 @@ class MotoDirectEc2:
         backend = self.backend
         state = write_count(backend).state
         key = repr(filters)
-        known = _TAG_ROWS.setdefault(backend, {})
+        known = memo(backend, "tag_rows")  # filters → (moto's write count then, the rows)
         cached = known.get(key)
         if cached is None or cached[0] != state or moto_writes.CHECK:
             rows = backend.describe_tags(filters=_filter_dict(filters))
@@ -363,32 +362,23 @@ class Judged:
         return found, next_token
 
 
-# Per backend: filters → (moto's write count then, what moto judged).
-_JUDGED: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[int, int], Judged]]] = weakref.WeakKeyDictionary()
-# Per backend: filters → (moto's write count then, the rows of moto's describe_tags).
-_TAG_ROWS: weakref.WeakKeyDictionary[Any, dict[str, tuple[tuple[int, int], list[TagEntry]]]] = (
-    weakref.WeakKeyDictionary()
-)
-# moto_writes.CHECK: per backend and filters, what every instance looked like when moto last judged.
-_LOOKS: weakref.WeakKeyDictionary[Any, dict[str, list[Any]]] = weakref.WeakKeyDictionary()
-
-
 def _judged(backend: Any, filter_dict: dict[str, list[str]]) -> Judged:
     """`_narrowed`, or its last answer to the same filters while moto has not been written to since
     (tagjoin.sim.aws.moto_writes), with what was answered from it."""
     state = write_count(backend).state
     key = repr(sorted(filter_dict.items()))
-    known = _JUDGED.setdefault(backend, {})
+    known = memo(backend, "judged")  # filters → (moto's write count then, what moto judged)
     cached = known.get(key)
-    looks = _LOOKS.get(backend, {}).get(key) if moto_writes.CHECK else None
+    looks = memo(backend, "looks").get(key) if moto_writes.CHECK else None
     if cached is not None and cached[0] == state and (looks is not None or not moto_writes.CHECK):
         if looks is not None and looks != _looks(backend):
             raise AssertionError("moto's instances changed without a counted write")
-        return cached[1]
+        found: Judged = cached[1]
+        return found
     judged = Judged(_narrowed(backend, filter_dict))
     known[key] = (state, judged)
     if moto_writes.CHECK:
-        _LOOKS.setdefault(backend, {})[key] = _looks(backend)
+        memo(backend, "looks")[key] = _looks(backend)  # what every instance looked like then
     return judged
 
 

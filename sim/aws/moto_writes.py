@@ -2,12 +2,21 @@
 nothing changed since it last looked.
 
 moto keeps no change feed: knowing whether an instance's state or tags moved meant comparing every
-instance, which made each describe cost the size of the fleet. Every change of moto's EC2 state is
-made by a method of the region's backend (moto/ec2/models/__init__.py `EC2Backend` and its
-mixins), whichever way the call came in: moto's response layer, the direct adapter, the world's
-own launches, autoscaling's notifications. So each backend gets its methods wrapped, once, on the
-instance (moto's classes are left as they are): a call to any method that is not a read adds one
-to the count, before and after it runs. A count that did not move means that no such method ran.
+instance, which made each describe cost the size of the fleet. The changes the simulator makes or
+lets in are made by methods of the region's backend (moto/ec2/models/__init__.py `EC2Backend` and
+its mixins), whichever way the call came in: moto's EC2 response layer, the direct adapter, the
+world's own launches, autoscaling's notifications. So each backend gets its methods wrapped, once,
+on the instance (moto's classes are left as they are): a call to any method that is not a read adds
+one to the count, before and after it runs. A count that did not move means that no such method ran.
+
+Not every change of moto goes through those methods: a CloudFormation stack deleted through moto
+terminates its instances directly (`Instance.delete`). The simulator never does that, and the
+readers that trust the count (the lag plane, the direct adapter) serve only scenarios; `sim serve`
+reads moto afresh on every call.
+
+The count, its wrappers and the readers' memos (`memo`) live in the backend's own attributes, so
+moto's `reset` (which empties them and runs `__init__` again) drops all three together, and a
+dropped backend takes them with it.
 
 `staged` counts the other source of difference: the lag plane swapping a reader's view into moto
 for the length of one call (tagjoin.sim.aws.ec2_lag `Ec2Lag.staged`).
@@ -43,6 +52,9 @@ READS = (
 
 CHECK = False  # tests: verify every skipped scan
 
+_COUNT = "_tagjoin_write_count"  # the backend attribute that holds its WriteCount
+_MEMO = "_tagjoin_memo_"  # prefix of the backend attributes that hold readers' memos
+
 
 class WriteCount:
     """Writes made through the backend's methods, and views staged into it by the lag plane."""
@@ -55,25 +67,29 @@ class WriteCount:
 
     @property
     def state(self) -> tuple[int, int]:
-        """Equal to an earlier value only if moto's state is what it was then."""
+        """Equal to an earlier value of the same count only if moto's state is what it was then."""
         return self.writes, self.staged
-
-
-_COUNTS: weakref.WeakKeyDictionary[Any, WriteCount] = weakref.WeakKeyDictionary()
 
 
 def write_count(backend: Any) -> WriteCount:
     """The count of `backend`, which is watched from now on (a first look must scan anyway)."""
-    count = _COUNTS.get(backend)
+    count: WriteCount | None = backend.__dict__.get(_COUNT)
     if count is None:
-        count = _COUNTS[backend] = WriteCount()
-        _watch(backend, count)
+        count = WriteCount()
+        for name, function in _writes_of(type(backend)):
+            setattr(backend, name, _counted(function, weakref.ref(backend), count))
+        setattr(backend, _COUNT, count)
     return count
 
 
-def _watch(backend: Any, count: WriteCount) -> None:
-    for name, function in _writes_of(type(backend)):
-        setattr(backend, name, _counted(function, weakref.ref(backend), count))
+def memo(backend: Any, name: str) -> dict[str, Any]:
+    """A reader's memo for `backend`: emptied by moto's `reset`, dropped with the backend."""
+    key = _MEMO + name
+    found: dict[str, Any] | None = backend.__dict__.get(key)
+    if found is None:
+        found = {}
+        setattr(backend, key, found)
+    return found
 
 
 _WRITES: dict[type, tuple[tuple[str, Callable[..., Any]], ...]] = {}

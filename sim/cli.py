@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
         "--preset",
         choices=sorted(PRESETS),
         help="a cluster of a real size instead of --servers and --clients: 5x500 = 5 servers and 500 clients "
-        "(~14 s a seed), 7x5000 = 7 servers and 5,000 clients (over 5 minutes a seed; see benchmarks/RESULTS.md)",
+        "(~7 s a seed), 7x5000 = 7 servers and 5,000 clients (over 5 minutes a seed; see benchmarks/RESULTS.md)",
     )
     run.add_argument("--raft-multiplier", type=positive, default=5, help="Consul's raft_multiplier (default 5)")
     run.add_argument("--duration", type=positive, default=90, help="virtual seconds per scenario (default 90)")

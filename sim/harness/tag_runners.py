@@ -19,6 +19,7 @@ import logging
 import random
 from collections.abc import Callable, Generator, MutableMapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from tagjoin.core.aws.ec2_api import Ec2Api
@@ -41,6 +42,22 @@ Steps = Generator[Checkpoint, None, Any]
 
 # `_held_for`: the agent holds the call until something in the cluster changes (or its deadline).
 UNTIL_CHANGE = -1
+
+
+@dataclass
+class HeldCall:
+    """One Consul call of a handler while its agent holds it (`TagProcesses._hold`)."""
+
+    handler: NodeHandler
+    req: ApiRequest
+    held: HeldRequest
+    steps: Steps | None  # the handler's run this call belongs to; a restarted handler's call is void
+    deadline: int | None = None  # the client gives up then (a blocking wait, or its read timeout)
+    next_look: Timer | None = None  # at most one timed look is due
+    stop_waiting: Callable[[], None] | None = None  # registered for the next change in the cluster
+    over: bool = False  # the call was made: later wake-ups are for a call that no longer waits
+
+
 # A stall placed here hits a pass that has already passed its last look: what a slow CreateTags,
 # retried after throttling, does to a pass, and the window the node's handoff lock exists for.
 BEFORE_WRITE = -1
@@ -382,54 +399,52 @@ class HandlerFleet:
         a paused agent is looked at again when the cluster changes (`ChangeWaiters`) or at the
         deadline; a leader-bound read at the retry its hold names.
         """
-        steps = h.running
-        held = HeldRequest(since=self.engine.now + delay)
-        deadline: list[int] = []  # the client gives up then (a blocking wait, or its read timeout)
-        next_look: list[Timer] = []  # at most one timed look is due
-        stop_waiting: list[Callable[[], None]] = []  # registered for the next change in the cluster
-        over = [False]  # the call was made: later wake-ups are for a call that no longer waits
+        call = HeldCall(h, req, HeldRequest(since=self.engine.now + delay), h.running)
+        self.engine.schedule(delay, partial(self._look, call), "handler.hold", h.node)
 
-        def woken() -> None:
-            stop_waiting.clear()
-            look()
-
-        def answer() -> None:
-            over[0] = True
-            for stop in stop_waiting:
-                stop()
-            for timer in next_look:
-                timer.cancel()
-            self._schedule_step(h, 0)
-
-        def look() -> None:
-            if h.running is not steps or over[0]:
-                return
-            now = self.engine.now
-            if deadline and now >= deadline[0]:
-                answer()
-                return
-            retry = self._held_for(h.host, req, held, deadline)
-            if retry is None:
-                answer()
-                return
-            if retry == UNTIL_CHANGE:
-                if not stop_waiting:
-                    stop_waiting.append(self.cluster.held.wait(woken))
-                until = deadline[0]
-            else:
-                until = min(now + retry, deadline[0]) if deadline else now + retry
-            until = max(until, now + 1)
-            if next_look and not next_look[0].cancelled and next_look[0].t == until:
-                return  # woken early, still held: the timed look already due stands
-            for timer in next_look:
-                timer.cancel()
-            next_look[:] = [self.engine.schedule(until - now, look, "handler.hold", h.node)]
-
-        self.engine.schedule(delay, look, "handler.hold", h.node)
-
-    def _held_for(self, node: str, req: ApiRequest, held: HeldRequest, deadline: list[int]) -> int | None:
-        """How long until agent `node` should be asked again about `req`, or None if it answers now."""
+    def _look(self, call: HeldCall) -> None:
+        """Look again at a held call: make it now, or wait for a change or its next timed look."""
+        if call.handler.running is not call.steps or call.over:
+            return
         now = self.engine.now
+        if call.deadline is not None and now >= call.deadline:
+            self._answer(call)
+            return
+        retry = self._held_for(call)
+        if retry is None:
+            self._answer(call)
+            return
+        if retry == UNTIL_CHANGE:
+            if call.stop_waiting is None:
+                call.stop_waiting = self.cluster.held.wait(partial(self._woken, call))
+            assert call.deadline is not None  # a wait until a change always has an end
+            until = call.deadline
+        else:
+            until = min(now + retry, call.deadline) if call.deadline is not None else now + retry
+        until = max(until, now + 1)
+        due = call.next_look
+        if due is not None and not due.cancelled and due.t == until:
+            return  # woken early, still held: the timed look already due stands
+        if due is not None:
+            due.cancel()
+        call.next_look = self.engine.schedule(until - now, partial(self._look, call), "handler.hold", call.handler.node)
+
+    def _woken(self, call: HeldCall) -> None:
+        call.stop_waiting = None  # a change wakes a waiter once
+        self._look(call)
+
+    def _answer(self, call: HeldCall) -> None:
+        call.over = True
+        if call.stop_waiting is not None:
+            call.stop_waiting()
+        if call.next_look is not None:
+            call.next_look.cancel()
+        self._schedule_step(call.handler, 0)
+
+    def _held_for(self, call: HeldCall) -> int | None:
+        """How long until the agent should be asked again about the call, or None if it answers now."""
+        now = self.engine.now
+        node, req, held = call.handler.host, call.req, call.held
         index, wait_ms = self.api.blocking_params(req)
         try:
             hold = self.api.hold(node, req, held)
@@ -438,20 +453,20 @@ class HandlerFleet:
             if held.outcome is not None or index <= 0:
                 return None
             # Looks after the first only ask whether it still blocks: its wait was drawn once.
-            jitter = not deadline
+            jitter = call.deadline is None
             quick = self.api.poll_blocked(node, req, jitter=jitter)  # known without rendering an answer
             result = self.api.handle(node, req, may_block=True, jitter=jitter) if quick is True else quick
         except AgentUnavailable as exc:
             if exc.refused:
                 return None  # the call fails at once: connection refused
-            if not deadline:  # paused: the request waits in the socket until the client times out
+            if call.deadline is None:  # paused: the request waits in the socket until the client times out
                 held_ms = wait_ms + wait_ms // 16 if index > 0 else 0  # ConsulClient's read timeout
-                deadline.append(now + held_ms + round(CLIENT_TIMEOUT_S * 1000))
+                call.deadline = now + held_ms + round(CLIENT_TIMEOUT_S * 1000)
             return UNTIL_CHANGE
         if not isinstance(result, Block):
             return None
-        if not deadline:
-            deadline.append(now + result.wait_ms)
+        if call.deadline is None:
+            call.deadline = now + result.wait_ms
         return UNTIL_CHANGE
 
     def _kill(self, h: NodeHandler) -> None:

@@ -14,7 +14,8 @@ The plane sits above either EC2 path (`MotoDirectEc2`, botocore over moto) and b
 - `Ec2Lag.sync` notes each change of moto's state (a tag key's value on an instance, an instance's
   state) as a version stamped with the virtual time it was noted at: around every write made
   through the plane, before every describe, and whenever the scenario samples the tags (after
-  every step of a tag process and every fault that touches EC2).
+  every step of a tag process and every fault that touches EC2). It looks at every instance only
+  when moto has been written to since its last look (tagjoin.sim.aws.moto_writes).
 - Reader `r` sees version `v` from `v.t + lag(r, v)` on, each lag drawn from the seeded stream
   `("ec2.lag", r)`. A describe by `r` at time T answers from the newest version of each
   attribute that `r` can see: for the length of the call the plane stages that view into moto and

@@ -340,7 +340,6 @@ def test_worlds_sharing_a_mock_leave_nothing_of_themselves_behind() -> None:
     import weakref
 
     from tagjoin.sim.aws.ec2_account import kept_running
-
     from tagjoin.sim.aws.moto_direct import MotoDirectEc2
 
     launched: list[weakref.ref[object]] = []

@@ -27,12 +27,14 @@ SIZES = (0, 10, 100, 300, 1000, 5000)
 DEFAULT_BUDGET_S = 300
 
 
-def one(servers: int, clients: int) -> dict[str, Any]:
+def one(servers: int, clients: int, auto_join: str = "servers") -> dict[str, Any]:
     """One scenario in this process: CPU and wall time, peak memory, what it did."""
     from tagjoin.sim.aws.ec2_account import Ec2World
     from tagjoin.sim.harness.scenario import CLUSTER, ScenarioConfig, build, finish
 
-    config = ScenarioConfig(seed=1, servers=servers, clients=clients, faults=("crash",), joiners=0, ec2_lag="default")
+    config = ScenarioConfig(
+        seed=1, servers=servers, clients=clients, faults=("crash",), joiners=0, ec2_lag="default", auto_join=auto_join
+    )
     cpu, wall = time.process_time(), time.perf_counter()
     with Ec2World(config.seed, CLUSTER) as world:
         s = build(config, world)
@@ -42,6 +44,7 @@ def one(servers: int, clients: int) -> dict[str, Any]:
         return {
             "servers": servers,
             "clients": clients,
+            "auto_join": auto_join,
             "cpu_s": time.process_time() - cpu,
             "wall_s": time.perf_counter() - wall,
             "events": engine.events_run,
@@ -51,9 +54,10 @@ def one(servers: int, clients: int) -> dict[str, Any]:
         }
 
 
-def measure(servers: int, clients: int, budget_s: float) -> dict[str, Any] | None:
+def measure(servers: int, clients: int, budget_s: float, auto_join: str = "servers") -> dict[str, Any] | None:
     """`one` in a fresh process; None when it ran past the budget."""
     cmd = [PYTHON, "-m", "benchmarks.scaling", "--one", str(clients), "--servers", str(servers)]
+    cmd += ["--auto-join", auto_join]
     try:
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=budget_s, check=True)
     except subprocess.TimeoutExpired:
@@ -133,10 +137,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__.splitlines()[0])
     parser.add_argument("--one", type=int, metavar="CLIENTS", help="run one scenario in this process, print JSON")
     parser.add_argument("--servers", type=int, default=3)
+    parser.add_argument("--auto-join", choices=("cluster", "servers"), default="servers")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="seconds a size may take")
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(one(args.servers, args.one)))
+        print(json.dumps(one(args.servers, args.one, args.auto_join)))
         return 0
     t, _rows, stopped = table(args.budget)
     print(t.markdown())

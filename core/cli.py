@@ -199,6 +199,12 @@ def build_parser(*, load_plugins: bool = True) -> argparse.ArgumentParser:
         action="store_true",
         help="also write consul-watches.json (use it instead of the keep unit, never beside it)",
     )
+    p.add_argument(
+        "--auto-join-tag",
+        metavar="KEY=VALUE",
+        help="the tag retry-join.hcl's cloud auto-join matches (default: the cluster tag); "
+        "with hundreds of clients, a tag only the servers carry",
+    )
     p.add_argument("--out", metavar="DIR", help="write the files into DIR instead of printing them")
     p.set_defaults(handler=cmd_deploy_kit)
 
@@ -572,6 +578,7 @@ def cmd_deploy_kit(args: argparse.Namespace) -> int:
         bin_path=args.bin or _installed_bin(),
         bootstrap_expect=args.bootstrap_expect,
         with_watches=args.with_watches,
+        auto_join_tag=_auto_join_tag(args.auto_join_tag),
     )
     if args.out:
         out = Path(args.out)
@@ -589,6 +596,24 @@ def cmd_deploy_kit(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"tagjoin deploy-kit: {note}", file=sys.stderr)
     return 0
+
+
+def _auto_join_tag(raw: str | None) -> tuple[str, str] | None:
+    """`--auto-join-tag KEY=VALUE`: go-discover's aws provider matches one exact value, and its
+    parameters are separated by spaces, so the value is required and neither part may hold one."""
+    from tagjoin.core.errors import ConfigError
+    from tagjoin.core.settings import check_tag_key, check_tag_value
+
+    if raw is None:
+        return None
+    key, sep, value = raw.partition("=")
+    if not sep or not value:
+        raise ConfigError(f"--auto-join-tag {raw!r} needs KEY=VALUE, e.g. consul-server=prod")
+    check_tag_key(key, "the --auto-join-tag key")
+    check_tag_value(value, "the --auto-join-tag value")
+    if any(ch.isspace() or ch in '"\\' for ch in raw):
+        raise ConfigError(f"--auto-join-tag {raw!r} holds a space or quote; Consul's auto-join syntax cannot carry it")
+    return key, value
 
 
 def _installed_bin() -> str:

@@ -48,11 +48,21 @@ def _env_args(scope: Scope, region: str | None) -> list[str]:
     return [*args, "--token-file", TOKEN_SOURCE]
 
 
-def retry_join_line(scope: Scope, region: str | None) -> str:
+def retry_join_line(scope: Scope, region: str | None, auto_join_tag: tuple[str, str] | None = None) -> str:
     """Consul's native auto-join matches one exact tag value, so it cannot follow a term-valued
-    leader tag; it serves as the fallback over every instance of the cluster, after the
-    addresses `tagjoin targets --format flags` puts first on the command line."""
+    leader tag; it serves as the fallback after the addresses `tagjoin targets --format flags`
+    puts first on the command line. By default it matches every instance of the cluster;
+    `auto_join_tag` narrows it to a tag the servers alone carry, which a fleet of hundreds of
+    clients needs: Consul's retry_join push-pulls the whole member list with every address the
+    auto-join finds, on every boot."""
     where = f" region={region}" if region else ""
+    if auto_join_tag is not None:
+        key, value = auto_join_tag
+        return (
+            "# Leader first (boot-join.sh passes tagjoin's targets as -retry-join), then the instances\n"
+            f"# tagged {key}={value}:\n"
+            f'retry_join = ["provider=aws tag_key={key} tag_value={value}{where} addr_type=private_v4"]\n'
+        )
     if scope.cluster is None:
         return (
             "# Set --cluster to get a fallback over every instance of the cluster; meanwhile join\n"
@@ -101,6 +111,7 @@ def build_kit(
     bin_path: str = DEFAULT_BIN,
     bootstrap_expect: int | None = None,
     with_watches: bool = False,
+    auto_join_tag: tuple[str, str] | None = None,
 ) -> dict[str, str]:
     """The kit's files by name. `boot-join.sh` is the one to be written executable."""
     check_bin(bin_path)
@@ -109,7 +120,7 @@ def build_kit(
         "iam-policy-client.json": dumps(client_policy(region)),
         "cloudformation.json": dumps(cloudformation_template(scope)),
         "tagjoin-keep.service": systemd_unit(scope, region, bin_path),
-        "retry-join.hcl": retry_join_line(scope, region),
+        "retry-join.hcl": retry_join_line(scope, region, auto_join_tag),
         "boot-join.sh": boot_snippet(scope, region=region, bin_path=bin_path, bootstrap_expect=bootstrap_expect),
     }
     if with_watches:

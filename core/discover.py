@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 from collections.abc import Iterable, Sequence
@@ -154,7 +155,8 @@ def select_targets(
     """Order the tagged running instances best first (highest term) and drop this node's own address.
 
     Joining yourself counts as success in Consul and leaves the node an island, so our own
-    addresses never appear. The fallback set is used only when no leader tag yields an address.
+    addresses never appear. The fallback set is used only when no leader tag yields an address,
+    and then at most FALLBACK_LIMIT of it.
     """
     own = set(own_addresses)
     holders = [
@@ -165,9 +167,28 @@ def select_targets(
     picked = _addresses(holders, addr_type, own)
     if picked:
         return Targets(picked, Source.LEADER_TAG)
-    spare = sorted((i for i in fallback if i.running), key=lambda i: address_of(i, addr_type) or "")
-    picked = _addresses(spare, addr_type, own)
+    # In address order, each once: a set of strings sorts without a key call per instance.
+    spare = {addr for i in fallback if i.running and (addr := address_of(i, addr_type)) and addr not in own}
+    picked = _nearest_after(tuple(sorted(spare)), own, FALLBACK_LIMIT)
     return Targets(picked, Source.FALLBACK if picked else Source.NONE)
+
+
+# memberlist's Join push-pulls its full member list with every address it is given, and Consul's
+# retry_join gives it all of them in each attempt; one live member is enough to learn the pool. A
+# fallback naming the whole fleet made each boot of an n-member cluster n state exchanges of n
+# entries, so it is cut to a few, which still ride out several of them being down.
+FALLBACK_LIMIT = 8
+
+
+def _nearest_after(addresses: tuple[str, ...], own: set[str], limit: int) -> tuple[str, ...]:
+    """At most `limit` of `addresses` (in address order): the ones following this node's own address
+    round the sorted ring, so that nodes booting together spread their joins over the fleet
+    instead of all asking the same few lowest addresses."""
+    if len(addresses) <= limit:
+        return addresses
+    start = bisect.bisect_right(addresses, min(own)) if own else 0
+    ring = addresses[start:] + addresses[:start]
+    return tuple(sorted(ring[:limit]))
 
 
 def why_no_targets(

@@ -28,6 +28,9 @@ Cluster `{cluster}`, region `{region}`, leader tag `{scope.tag_key}`, cluster ta
 - `retry-join.hcl`: copy into Consul's config directory (`/etc/consul.d`). Consul's own discovery
   lists this node too, and Consul counts joining itself as success; boot-plan's explicit
   `-retry-join` addresses, which never include this node, are what make the first join real.
+  Consul's retry_join exchanges the whole member list with every address the auto-join finds, on
+  every boot: with hundreds of clients, write the kit with `--auto-join-tag KEY=VALUE` naming a
+  tag only the servers carry.
 - `tagjoin-keep.service`: the keeper, for servers only (clients never lead). Put the Consul ACL
   token in `/etc/tagjoin/consul-token` (owner root, mode 0600); systemd hands the service a private
   copy (`LoadCredential=`), so the service's dynamic user never needs to own it. A configuration

@@ -45,6 +45,12 @@ def register(subparsers: Any) -> None:
         help="a cluster of a real size instead of --servers and --clients: 5x500 = 5 servers and 500 clients "
         "(~7 s a seed), 7x5000 = 7 servers and 5,000 clients (over 5 minutes a seed; see benchmarks/RESULTS.md)",
     )
+    run.add_argument(
+        "--auto-join",
+        choices=("cluster", "servers"),
+        help="what the kit's retry-join.hcl auto-joins: every instance of the cluster (the kit's default), or the "
+        "servers alone (deploy-kit --auto-join-tag); default: servers with --preset, else cluster",
+    )
     run.add_argument("--raft-multiplier", type=positive, default=5, help="Consul's raft_multiplier (default 5)")
     run.add_argument("--duration", type=positive, default=90, help="virtual seconds per scenario (default 90)")
     run.add_argument(
@@ -256,7 +262,17 @@ def _scenario_config(args: argparse.Namespace, seed: int, strategy: str, profile
         fault_window_ms=_fault_window(args.duration * 1000),
         ec2=getattr(args, "ec2", "direct"),
         ec2_lag=getattr(args, "ec2_lag", "strong"),
+        auto_join=_auto_join(args),
     )
+
+
+def _auto_join(args: argparse.Namespace) -> str:
+    """A fleet the size of a preset runs the kit with its auto-join on the servers' tag: over the
+    whole cluster, every boot would push-pull with every instance."""
+    chosen: str | None = getattr(args, "auto_join", None)
+    if chosen is not None:
+        return chosen
+    return "servers" if getattr(args, "preset", None) is not None else "cluster"
 
 
 def _cluster_size(args: argparse.Namespace) -> tuple[int, int]:

@@ -373,3 +373,14 @@ def test_keep_reconciles_then_stops_cleanly_on_sigterm(rig: Rig) -> None:
     assert lines[0].startswith("keeper: watching (interval 0.1s"), lines
     assert "keeper: stopping on SIGTERM" in err
     assert rig.world.tags_of(new)[KEY] == "3"
+
+
+def test_deploy_kit_auto_join_tag_is_key_equals_value_without_spaces(rig: Rig, tmp_path: Path) -> None:
+    out = rig.run("deploy-kit", "--cluster", "prod", "--auto-join-tag", "consul-server=prod", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "tag_key=consul-server tag_value=prod" in (tmp_path / "retry-join.hcl").read_text()
+    bad_tags = (("consul-server", "needs KEY=VALUE"), ("consul server=prod", "space or quote"), ("aws:x=1", "aws:"))
+    for bad, why in bad_tags:
+        out = rig.run("deploy-kit", "--cluster", "prod", "--auto-join-tag", bad, "--out", str(tmp_path / "no"))
+        assert out.returncode == 2 and why in one_line(out.stderr), out.stderr
+    assert not (tmp_path / "no").exists()

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tagjoin.core.deploy_kit import build_kit, iam_policy, watch_config
+from tagjoin.core.discover import parse_discover
 from tagjoin.core.settings import Scope
 
 
@@ -50,3 +52,13 @@ def test_kit_files_parse_and_name_the_cluster() -> None:
     assert "tag_value=prod region=eu-west-1" in kit["retry-join.hcl"]
     assert "/usr/local/bin/tagjoin boot-plan --tag-key consul-leader --cluster prod" in kit["boot-join.sh"]
     assert kit["boot-join.sh"].rstrip().endswith("exec consul agent -config-dir=/etc/consul.d $args")
+
+
+def test_the_auto_join_can_be_narrowed_to_a_tag_the_servers_carry() -> None:
+    default = build_kit(Scope(cluster="prod"), region="eu-west-1")["retry-join.hcl"]
+    narrowed = build_kit(Scope(cluster="prod"), region="eu-west-1", auto_join_tag=("consul-server", "prod"))
+    for hcl, key in ((default, "consul-cluster"), (narrowed["retry-join.hcl"], "consul-server")):
+        [entry] = re.findall(r'retry_join = \["([^"]*)"\]', hcl)
+        spec = parse_discover(entry)
+        assert (spec.tag_key, spec.tag_value, spec.region) == (key, "prod", "eu-west-1")
+    assert "--auto-join-tag" in narrowed["README.md"]

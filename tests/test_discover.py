@@ -105,3 +105,24 @@ def test_local_addresses_read_from_the_kernel_table(tmp_path: Path) -> None:
     )
     assert local_addresses(trie) == {"10.0.1.4"}
     assert local_addresses(tmp_path / "missing") == set()
+
+
+def test_a_fallback_over_a_large_fleet_names_the_few_members_after_this_node() -> None:
+    # memberlist's Join push-pulls with every address it is given: a fallback naming every member
+    # of a fleet made each boot one full state exchange per member.
+    fleet = [inst(f"i-{n}", f"10.0.2.{n}") for n in range(10, 40)]
+    targets = select_targets([], tag_key="consul-leader", own_addresses={"10.0.2.33"}, fallback=fleet)
+    assert targets.source is Source.FALLBACK
+    # Round the address-ordered ring from this node's own address, reported in address order.
+    assert targets.addresses == tuple(
+        sorted(["10.0.2.34", "10.0.2.35", "10.0.2.36", "10.0.2.37", "10.0.2.38", "10.0.2.39", "10.0.2.10", "10.0.2.11"])
+    )
+    others = select_targets([], tag_key="consul-leader", own_addresses={"10.0.2.12"}, fallback=fleet).addresses
+    assert len(others) == 8 and "10.0.2.12" not in others and others != targets.addresses
+    # With no address of its own known, the first ones; a small fleet is named whole.
+    assert (
+        select_targets([], tag_key="consul-leader", fallback=fleet).addresses
+        == tuple(sorted(f"10.0.2.{n}" for n in range(10, 40)))[:8]
+    )
+    small = fleet[:9]
+    assert len(select_targets([], tag_key="consul-leader", own_addresses={"10.0.2.10"}, fallback=small).addresses) == 8

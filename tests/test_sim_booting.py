@@ -74,3 +74,27 @@ def test_the_boot_that_exits_without_a_tag_is_caught(seed: int) -> None:
     assert old.leaders == [] and all(t.holders == {} for t in old.tags)
     assert any("Consul never starts" in line for line in old.schedule)
     assert _run(seed, "cold-start").violations == []
+
+
+def _joined(rec: Recording) -> list[list[str]]:
+    marker = "retry_join: joined "
+    return [line.split(marker, 1)[1].split(", ") for line in rec.schedule if marker in line]
+
+
+@pytest.mark.parametrize("fault", ["crash", "cold-start"])
+def test_an_auto_join_on_the_servers_tag_bounds_what_each_boot_joins(fault: str) -> None:
+    # The kit's default auto-join finds every instance of the cluster, and Consul's retry_join
+    # joins every address it finds: each boot exchanged state with the whole fleet. On the
+    # servers' tag (deploy-kit --auto-join-tag), a boot joins the servers and at most 8 members.
+    servers, clients = 3, 30
+    runs = {}
+    for auto_join in ("cluster", "servers"):
+        config = ScenarioConfig(seed=2, servers=servers, clients=clients, faults=(fault,), auto_join=auto_join)
+        rec = run_scenario(config, keep_log=True)
+        assert rec.violations == [], rec.schedule
+        assert rec.joiners and all(j.joined is not None for j in rec.joiners), rec.joiners
+        runs[auto_join] = _joined(rec)
+    assert max(map(len, runs["cluster"])) > servers + 8
+    assert runs["servers"] and max(map(len, runs["servers"])) <= servers + 8
+    with pytest.raises(ValueError, match="unknown auto-join"):
+        run_scenario(ScenarioConfig(seed=2, auto_join="everyone"))

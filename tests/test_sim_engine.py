@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -240,3 +241,17 @@ def test_paced_driver_thread_starts_notifies_and_stops() -> None:
             assert driver.changed.wait(2.0)
     assert not driver.running
     assert engine.now >= 20
+
+
+def test_the_trace_hash_is_sha256_of_every_line_whenever_it_is_read() -> None:
+    # Lines are hashed in batches: a hash read between batches, or after several, must still be
+    # the digest of every line so far.
+    engine = Engine(trace_keep=10)
+    expected = hashlib.sha256()
+    for i in range(10_000):
+        engine.record(f"n{i % 7}", f"e{i}")
+        expected.update(f"0\tn{i % 7}\te{i}\n".encode())
+        if i in (0, 4095, 4096, 9000):
+            assert engine.trace_hash() == expected.hexdigest()
+    assert engine.trace_hash() == expected.hexdigest()
+    assert engine.trace.count == 10_000

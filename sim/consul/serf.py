@@ -207,9 +207,15 @@ class Serf:
             recipients = (
                 self._recipients(origin_node) if erase is not None else self._lagging_recipients(origin_node, entries)
             )
+            newest = self._newest
             for node in recipients:
+                # A view that is not behind on a member already holds its newest entry, so an entry
+                # no newer than that is a no-op there: a joiner's first push-pull gossips the whole
+                # pool on, and without this each recipient would re-read every entry it has.
+                behind = self._behind.get(node.name)
                 for entry in entries:
-                    self._apply(node.name, entry)
+                    if behind is None or entry.name in behind or entry.version > newest.get(entry.name, 0):
+                        self._apply(node.name, entry)
                 if erase is not None:
                     self._erase(node.name, *erase)
 

@@ -70,6 +70,8 @@ class BootConfig(Protocol):
     def join_deadline_ms(self) -> int: ...
     @property
     def join_retry_ms(self) -> int: ...
+    @property
+    def auto_join(self) -> str: ...
 
 
 class Scenario(Protocol):
@@ -184,16 +186,26 @@ def _plan(s: Scenario, store: TagStore, ip: str, *, server: bool) -> BootPlan | 
         return BootPlan(BootMode.FORM, (), server, expect, (f"boot-plan failed: {exc}",))
 
 
+# What the kit's retry-join.hcl auto-joins (core.deploy_kit.retry_join_line): "cluster", every
+# instance of the cluster (the kit's default); "servers", the instances carrying SERVER_TAG_KEY
+# (`deploy-kit --auto-join-tag consul-server=<cluster>`), as a fleet of hundreds of clients runs it.
+AUTO_JOINS = ("cluster", "servers")
+SERVER_TAG_KEY = "consul-server"
+
+
 def _auto_join(s: Scenario, store: TagStore) -> list[str]:
-    """The kit's retry-join.hcl entry `provider=aws tag_key=<cluster tag> tag_value=<cluster>`:
-    go-discover's aws provider (provider/aws/aws_discover.go Addrs) lists the running instances
-    carrying the tag, this node's own included, and returns their private IPs. A failed call
-    yields no address for this attempt (agent/retry_join.go logs it and goes on)."""
+    """The kit's retry-join.hcl entry `provider=aws tag_key=<key> tag_value=<value>`, over the
+    cluster tag or, with `auto_join="servers"`, the servers' tag: go-discover's aws provider
+    (provider/aws/aws_discover.go Addrs) lists the running instances carrying the tag, this node's
+    own included, and returns their private IPs. A failed call yields no address for this attempt
+    (agent/retry_join.go logs it and goes on)."""
     scope = store.scope
     if scope.cluster is None:
         return []
+    key = SERVER_TAG_KEY if s.config.auto_join == "servers" else scope.cluster_tag_key
+    value = scope.cluster
     try:
-        found = store.tagged_instances(key=scope.cluster_tag_key, value=scope.cluster)
+        found = store.tagged_instances(key=key, value=value)
     except TagjoinError:
         return []
     return [i.private_ip for i in found if i.private_ip]
@@ -271,7 +283,7 @@ def boot_initial(
     nodes: list[tuple[str, str, bool]],
     *,
     cold: bool,
-    launch: Callable[[str, str], None],
+    launch: Callable[[str, str, bool], None],
     start_tag_process: Callable[[str], None],
 ) -> None:
     """The scenario's first servers and clients, `(name, ip, server)` in start order.
@@ -298,8 +310,8 @@ def boot_initial(
         return go
 
     if not cold:
-        for name, ip, _server in nodes:
-            launch(name, ip)
+        for name, ip, server in nodes:
+            launch(name, ip, server)
         for name, ip, server in nodes:
             boot(s, name, ip, server=server, start=start(name, ip, server, tag_process=False))
         if s.config.handlers:
@@ -313,7 +325,7 @@ def boot_initial(
     for at, (name, ip, server) in zip(times, order, strict=True):
 
         def launch_and_boot(name: str = name, ip: str = ip, server: bool = server) -> None:
-            launch(name, ip)
+            launch(name, ip, server)
             boot(s, name, ip, server=server, start=start(name, ip, server, tag_process=True))
 
         engine.schedule_at(at, launch_and_boot, "boot.cold-start")

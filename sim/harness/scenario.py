@@ -103,6 +103,7 @@ class ScenarioConfig:
     ec2_lag: str = "strong"
     consul_http: str = "in-process"  # or "httpx": HandlerConfig.consul_http
     raft_profile: str = "pre-vote"  # one of RAFT_PROFILES
+    auto_join: str = "cluster"  # one of booting.AUTO_JOINS: what the kit's retry-join.hcl matches
     # Adversarial schedules, so that a wrong decision in core fails a sweep (benchmarks/mutants.py).
     decoys: int = 2  # instances outside the cluster scope carrying the leader tag key, with high terms
     ec2_page_size: int | None = 1  # MaxResults of the handlers' reads; None leaves EC2's (no paging here)
@@ -182,6 +183,8 @@ def build(config: ScenarioConfig, world: Ec2World) -> Scenario:
         raise ValueError(f"unknown strategy {config.strategy!r}; use one of {', '.join(STRATEGIES)}")
     if config.raft_profile not in RAFT_PROFILES:
         raise ValueError(f"unknown raft profile {config.raft_profile!r}; use one of {', '.join(RAFT_PROFILES)}")
+    if config.auto_join not in booting.AUTO_JOINS:
+        raise ValueError(f"unknown auto-join {config.auto_join!r}; use one of {', '.join(booting.AUTO_JOINS)}")
     timings = ConsulTimings(cleanup_dead_servers=config.cleanup_dead_servers)
     pre_vote = config.raft_profile == "pre-vote"
     cluster = Cluster(
@@ -292,13 +295,14 @@ def _populate(s: Scenario) -> None:
         s,
         nodes,
         cold=s.fault_kind == "cold-start",
-        launch=lambda name, ip: _launch(s, name, ip),
+        launch=lambda name, ip, server: _launch(s, name, ip, server=server),
         start_tag_process=lambda name: _start_tag_process(s, name),
     )
 
 
-def _launch(s: Scenario, name: str, ip: str) -> None:
-    iid = s.world.launch(name, ip)
+def _launch(s: Scenario, name: str, ip: str, *, server: bool = False) -> None:
+    tags = {booting.SERVER_TAG_KEY: CLUSTER} if server and s.config.auto_join == "servers" else None
+    iid = s.world.launch(name, ip, extra_tags=tags)
     s.node_instance[name] = iid
     s.known_instances.add(iid)
 
@@ -898,7 +902,7 @@ def asg_replacement(s: Scenario, ip: str) -> None:
     It joins through the tags; Consul adds it to Raft as a non-voter that autopilot promotes once
     stable, and autopilot removes the dead server (ServerDuties models both)."""
     name = node_name_for(ip)
-    _launch(s, name, ip)
+    _launch(s, name, ip, server=True)
     s.cluster.add_server(name, ip, bootstrap_expect=min(s.config.servers, 3))
     s.fleet.add(name)
     if s.config.handlers:

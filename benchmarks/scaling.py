@@ -4,7 +4,8 @@ clients, and the `--preset 5x500` cluster.
 .venv/bin/python -m benchmarks --only scaling        # into RESULTS.md (opt-in: it takes minutes)
 .venv/bin/python -m benchmarks.scaling --budget 120  # the table alone, on stdout
 
-Each size is one scenario (seed 1, fenced, a server crash, no joiners, EC2 lag on, 90 virtual s),
+Each size is one scenario (seed 1, fenced, a server crash, no joiners, EC2 lag on, 90 virtual s, the
+kit's auto-join on the servers' tag as a large fleet runs it; `--auto-join cluster` for the default),
 run in a process of its own (`python -m benchmarks.scaling --one N`), so the sizes do not share
 caches or heap. A size whose scenario passes `--budget` seconds is stopped and the larger ones are
 not run: they would cost more still.
@@ -118,7 +119,8 @@ def run(out_dir: Path, *, quick: bool = False) -> Section:
     t, rows, stopped = table(60 if quick else DEFAULT_BUDGET_S)
     (out_dir / "scaling.json").write_text(json.dumps(rows, indent=1))
     section.text(
-        "One scenario per size (seed 1, fenced, a server crash, no joiners, EC2 lag on, 90 virtual s), each in "
+        "One scenario per size (seed 1, fenced, a server crash, no joiners, EC2 lag on, 90 virtual s, auto-join on "
+        "the servers' tag), each in "
         "a process of its own (`python -m benchmarks.scaling --one N`); CPU time is the process's own. "
         f"Load average at start {before}, at end {load_average()}."
         + (f" {stopped}; the larger sizes were not run." if stopped else "")

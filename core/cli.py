@@ -600,7 +600,8 @@ def cmd_deploy_kit(args: argparse.Namespace) -> int:
 
 def _auto_join_tag(raw: str | None) -> tuple[str, str] | None:
     """`--auto-join-tag KEY=VALUE`: go-discover's aws provider matches one exact value, and its
-    parameters are separated by spaces, so the value is required and neither part may hold one."""
+    parameters are separated by spaces, so the value is required; a space or quote, which would
+    need quoting there, is refused rather than escaped."""
     from tagjoin.core.errors import ConfigError
     from tagjoin.core.settings import check_tag_key, check_tag_value
 
@@ -612,7 +613,7 @@ def _auto_join_tag(raw: str | None) -> tuple[str, str] | None:
     check_tag_key(key, "the --auto-join-tag key")
     check_tag_value(value, "the --auto-join-tag value")
     if any(ch.isspace() or ch in '"\\' for ch in raw):
-        raise ConfigError(f"--auto-join-tag {raw!r} holds a space or quote; Consul's auto-join syntax cannot carry it")
+        raise ConfigError(f"--auto-join-tag {raw!r} holds a space or quote; use a tag without them")
     return key, value
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -169,7 +169,7 @@ def select_targets(
         return Targets(picked, Source.LEADER_TAG)
     # In address order, each once: a set of strings sorts without a key call per instance.
     spare = {addr for i in fallback if i.running and (addr := address_of(i, addr_type)) and addr not in own}
-    picked = _nearest_after(tuple(sorted(spare)), own, FALLBACK_LIMIT)
+    picked = _spread_pick(tuple(sorted(spare)), own, FALLBACK_LIMIT)
     return Targets(picked, Source.FALLBACK if picked else Source.NONE)
 
 
@@ -180,13 +180,15 @@ def select_targets(
 FALLBACK_LIMIT = 8
 
 
-def _nearest_after(addresses: tuple[str, ...], own: set[str], limit: int) -> tuple[str, ...]:
-    """At most `limit` of `addresses` (in address order): the ones following this node's own address
-    round the sorted ring, so that nodes booting together spread their joins over the fleet
-    instead of all asking the same few lowest addresses."""
+def _spread_pick(addresses: tuple[str, ...], own: set[str], limit: int) -> tuple[str, ...]:
+    """At most `limit` of `addresses` (in address order), a run of the sorted ring starting where
+    this node's own addresses point, so that nodes booting together spread their joins over the
+    fleet instead of all asking the same few. The start is a checksum of all of them: a host's
+    addresses include some every host shares (docker0's 172.17.0.1) and, with public_v4 targets,
+    none of the listed kind, so no single one of them can place the node on the ring."""
     if len(addresses) <= limit:
         return addresses
-    start = bisect.bisect_right(addresses, min(own)) if own else 0
+    start = zlib.crc32(",".join(sorted(own)).encode()) % len(addresses) if own else 0
     ring = addresses[start:] + addresses[:start]
     return tuple(sorted(ring[:limit]))
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -107,22 +108,33 @@ def test_local_addresses_read_from_the_kernel_table(tmp_path: Path) -> None:
     assert local_addresses(tmp_path / "missing") == set()
 
 
-def test_a_fallback_over_a_large_fleet_names_the_few_members_after_this_node() -> None:
+def test_a_fallback_over_a_large_fleet_names_a_few_members_that_differ_from_node_to_node() -> None:
     # memberlist's Join push-pulls with every address it is given: a fallback naming every member
     # of a fleet made each boot one full state exchange per member.
-    fleet = [inst(f"i-{n}", f"10.0.2.{n}") for n in range(10, 40)]
-    targets = select_targets([], tag_key="consul-leader", own_addresses={"10.0.2.33"}, fallback=fleet)
-    assert targets.source is Source.FALLBACK
-    # Round the address-ordered ring from this node's own address, reported in address order.
-    assert targets.addresses == tuple(
-        sorted(["10.0.2.34", "10.0.2.35", "10.0.2.36", "10.0.2.37", "10.0.2.38", "10.0.2.39", "10.0.2.10", "10.0.2.11"])
-    )
-    others = select_targets([], tag_key="consul-leader", own_addresses={"10.0.2.12"}, fallback=fleet).addresses
-    assert len(others) == 8 and "10.0.2.12" not in others and others != targets.addresses
-    # With no address of its own known, the first ones; a small fleet is named whole.
-    assert (
-        select_targets([], tag_key="consul-leader", fallback=fleet).addresses
-        == tuple(sorted(f"10.0.2.{n}" for n in range(10, 40)))[:8]
-    )
+    fleet = [inst(f"i-{a}-{b}", f"172.31.{a}.{b}", public=f"198.51.{a}.{b}") for a in range(4) for b in range(1, 60)]
+    ips = sorted(f"172.31.{a}.{b}" for a in range(4) for b in range(1, 60))
+    own_ip = {i.instance_id: i.private_ip or "" for i in fleet}
+
+    def picks(own_extra: set[str], addr_type: str = "private_v4") -> list[tuple[str, ...]]:
+        out: list[tuple[str, ...]] = []
+        for me in fleet:
+            own = {own_ip[me.instance_id], *own_extra}
+            got = select_targets([], tag_key="consul-leader", own_addresses=own, addr_type=addr_type, fallback=fleet)
+            assert got.source is Source.FALLBACK and len(got.addresses) == 8
+            assert list(got.addresses) == sorted(got.addresses) and own_ip[me.instance_id] not in got.addresses
+            out.append(got.addresses)
+        return out
+
+    # Spread over the fleet, also where every host shares an address (docker0) or none of its own
+    # addresses is of the listed kind (public targets, private own addresses).
+    for chosen in (picks(set()), picks({"172.17.0.1"}), picks(set(), "public_v4")):
+        assert len(set(chosen)) > len(fleet) // 2
+        per_member = Counter(addr for addresses in chosen for addr in addresses)
+        assert max(per_member.values()) < 8 * 4
+    # The same node gets the same run every time (a crc32, not Python's salted hash).
+    assert picks({"172.17.0.1"}) == picks({"172.17.0.1"})
+    # A small fleet is named whole; with no address of its own known, the first ones.
     small = fleet[:9]
-    assert len(select_targets([], tag_key="consul-leader", own_addresses={"10.0.2.10"}, fallback=small).addresses) == 8
+    named = select_targets([], tag_key="consul-leader", own_addresses={ips[0]}, fallback=small)
+    assert named.addresses == tuple(sorted(own_ip[i.instance_id] for i in small[1:]))
+    assert select_targets([], tag_key="consul-leader", fallback=fleet).addresses == tuple(ips[:8])

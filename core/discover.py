@@ -167,9 +167,9 @@ def select_targets(
     picked = _addresses(holders, addr_type, own)
     if picked:
         return Targets(picked, Source.LEADER_TAG)
-    # In address order, each once: a set of strings sorts without a key call per instance.
-    spare = {addr for i in fallback if i.running and (addr := address_of(i, addr_type)) and addr not in own}
-    picked = _spread_pick(tuple(sorted(spare)), own, FALLBACK_LIMIT)
+    # In address order: the strings sort without a key call per instance.
+    spare = sorted(_addresses((i for i in fallback if i.running), addr_type, own))
+    picked = _spread_pick(tuple(spare), own, FALLBACK_LIMIT)
     return Targets(picked, Source.FALLBACK if picked else Source.NONE)
 
 

@@ -32,12 +32,14 @@ def one(servers: int, clients: int, auto_join: str = "servers") -> dict[str, Any
     """One scenario in this process: CPU and wall time, peak memory, what it did."""
     from tagjoin.sim.aws.ec2_account import Ec2World
     from tagjoin.sim.harness.scenario import CLUSTER, ScenarioConfig, build, finish
+    from tagjoin.sim.kernel.collector import paced_collector
 
     config = ScenarioConfig(
         seed=1, servers=servers, clients=clients, faults=("crash",), joiners=0, ec2_lag="default", auto_join=auto_join
     )
     cpu, wall = time.process_time(), time.perf_counter()
-    with Ec2World(config.seed, CLUSTER) as world:
+    # As `run_scenario` runs it, which a sweep and a preset use.
+    with paced_collector(), Ec2World(config.seed, CLUSTER) as world:
         s = build(config, world)
         s.cluster.engine.run_until(config.duration_ms)
         finish(s)

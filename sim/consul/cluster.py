@@ -82,7 +82,7 @@ class Cluster:
         self.engine = engine or Engine(seed)
         self.timings = RaftTimings(self.config.raft_multiplier, self.config.pre_vote)
         self.net = Network(self.engine, self.config.latency_ms)
-        self.bus = EventBus(self.engine.record)
+        self.bus = EventBus(self.engine.record, self.engine.record_many)
         self.nodes: dict[str, Node] = {}
         self.raft: dict[str, RaftServer] = {}
         self._by_ip: dict[str, str] = {}
@@ -155,6 +155,15 @@ class Cluster:
         srv = self.raft.get(observer.name)
         if srv is not None and observer.responsive:
             self.duties.member_event(srv)
+
+    def serf_changes_unheard(self) -> bool:
+        return not self.bus.heard(MemberChanged)
+
+    def serf_changed_many(self, changes: list[tuple[Node, str, MemberEntry]]) -> None:
+        if self.bus.traces(MemberChanged):
+            line = MemberChanged.line
+            self.bus.record_many([(obs.name, line(obs.name, subj, e.status, e.addr)) for obs, subj, e in changes])
+        self.held.poke()
 
     @staticmethod
     def _gid(server: RaftServer) -> str:

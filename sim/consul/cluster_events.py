@@ -86,7 +86,12 @@ class MemberChanged(SimEvent):
     @staticmethod
     def line(observer: str, subject: str, status: MemberStatus | None, addr: str) -> str:
         """The generic line, written out: a pool of n agents logs n x n of these."""
-        return f"MemberChanged observer={observer} subject={subject} status={status} addr={addr}"
+        return f"MemberChanged observer={observer} subject={subject} status={_STATUS_TEXT[status]} addr={addr}"
+
+
+# What an f-string makes of each status, looked up: formatting an enum member costs more than the
+# rest of the line, and MemberChanged lines are most of a large pool's trace.
+_STATUS_TEXT: dict[MemberStatus | None, str] = {status: f"{status}" for status in MemberStatus} | {None: "None"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +195,11 @@ E = TypeVar("E", bound=SimEvent)
 class EventBus:
     """Typed publish/subscribe; every event is also written to the engine's trace."""
 
-    def __init__(self, record: Callable[[str, str], None]) -> None:
+    def __init__(
+        self, record: Callable[[str, str], None], record_many: Callable[[list[tuple[str, str]]], None] | None = None
+    ) -> None:
         self._record = record
+        self._record_many = record_many
         self._by_type: dict[type[SimEvent], list[Callable[[Any], None]]] = {}
         self._all: list[Callable[[SimEvent], None]] = []
         self.traced: set[type[SimEvent]] | None = None  # None = trace every type
@@ -216,6 +224,14 @@ class EventBus:
     def record(self, node: str, line: str) -> None:
         """The trace line of an event nobody hears (`heard`): what `publish` would write."""
         self._record(node, line)
+
+    def record_many(self, lines: list[tuple[str, str]]) -> None:
+        """`record` for each (node, line) in turn."""
+        if self._record_many is not None:
+            self._record_many(lines)
+            return
+        for node, line in lines:
+            self._record(node, line)
 
     def publish(self, event: SimEvent) -> None:
         if self.traced is None or type(event) in self.traced:

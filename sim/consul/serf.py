@@ -15,7 +15,8 @@ back by Serf's reconnect, within ReconnectInterval (30 s).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -62,6 +63,21 @@ class SerfTimings:
 
 SERF_LAN_PORT_TEXT = str(SERF_LAN_PORT)
 
+# memberlist util.go `pushPullScaleThreshold`: above this many members the interval grows.
+PUSH_PULL_SCALE_THRESHOLD = 32
+
+
+def push_pull_scale(interval_ms: int, members: int) -> int:
+    """memberlist's push-pull interval for a member list of `members` (util.go `pushPullScale`,
+    which state.go `pushPullTrigger` applies before each exchange): unchanged up to 32 members,
+    then times ceil(log2(members) - log2(32)) + 1, so twice at 33 and six times at 1,000. That
+    keeps full-state exchanges from saturating the network as a pool grows. The multiplier is
+    worked out on integers: ceil(log2(n / 32)) is the bit length of ceil(n / 32) - 1."""
+    if members <= PUSH_PULL_SCALE_THRESHOLD:
+        return interval_ms
+    steps = (-(-members // PUSH_PULL_SCALE_THRESHOLD) - 1).bit_length()
+    return (steps + 1) * interval_ms
+
 
 class JoinFailed(Exception):
     """serf Join found nobody to join; the text is what Consul returns in the 500 body."""
@@ -84,6 +100,15 @@ class SerfHost(Protocol):
 
     def serf_changed(self, observer: Node, subject: str, entry: MemberEntry | None) -> None: ...
 
+    def serf_changes_unheard(self) -> bool:
+        """Whether nothing would run at a member change but its trace line (and a wake-up)."""
+        ...
+
+    def serf_changed_many(self, changes: list[tuple[Node, str, MemberEntry]]) -> None:
+        """`serf_changed` for each of `changes` in turn, when `serf_changes_unheard` and none of the
+        observers is a server."""
+        ...
+
 
 def join_error(addr: str, reason: str) -> str:
     # hashicorp/go-multierror formatting, as memberlist returns it from Join.
@@ -99,7 +124,7 @@ class Serf:
         self._version = 0
         self._gossip_rng = host.engine.streams.get("serf.gossip")
         self._reconnect_rng = host.engine.streams.get("serf.reconnect")
-        self._lost_at: dict[tuple[str, str], int] = {}
+        self._lost_at: dict[str, dict[str, int]] = {}  # observer → member → when its link went
         self._sync_rng = host.engine.streams.get("serf.push-pull")
         # Per member, the newest version any view holds; per member, the observers whose view lacks
         # it; per observer, those members. A view can change only where it lacks the newest entry,
@@ -108,6 +133,7 @@ class Serf:
         self._newest: dict[str, int] = {}
         self._behind_on: dict[str, set[str]] = {}
         self._behind: dict[str, set[str]] = {}
+        self._pending: list[tuple[Node, str, MemberEntry]] | None = None  # see _batched_changes
 
     # helpers --------------------------------------------------------------------------------
 
@@ -134,16 +160,27 @@ class Serf:
         view = self.views.get(observer)
         if view is None:
             view = self._view_of(observer)
-        cur = view.get(entry.name)
+        name = entry.name
+        cur = view.get(name)
         if cur is not None and cur.version >= entry.version:
             return False
-        view[entry.name] = entry
-        self._took(observer, entry)
+        view[name] = entry
+        if self._newest.get(name) == entry.version:
+            # `_took`'s usual case, written out: most takes are of an entry others hold already.
+            self._behind_on[name].discard(observer)
+            self._behind[observer].discard(name)
+        else:
+            self._took(observer, entry)
         node = self.host.node(observer)
         if node is None:
             return True
         if cur is None or cur.status != entry.status or cur.addr != entry.addr:
-            self.host.serf_changed(node, entry.name, entry)
+            pending = self._pending
+            if pending is not None and not node.server and name != observer:
+                pending.append((node, name, entry))
+            else:
+                self._flush_changes()
+                self.host.serf_changed(node, name, entry)
         if entry.name == observer and entry.status != ALIVE and observer not in self.leaving and node.responsive:
             self._refute(node)
         return True
@@ -159,7 +196,34 @@ class Serf:
         self._lost(observer, name)
         node = self.host.node(observer)
         if node is not None:
+            self._flush_changes()
             self.host.serf_changed(node, name, None)
+
+    @contextmanager
+    def _batched_changes(self) -> Iterator[None]:
+        """Within, a client's view changes are told to the host in one call at the end, in order.
+
+        A joiner's push-pull and the gossip that follows change n views per boot, n x n in a
+        boot burst; one host call per change was most of a large pool's cost. Only changes the
+        host would merely trace are held (`serf_changes_unheard`, a client observer, not the
+        observer's own entry), and anything else flushes them first, so the trace and the order of
+        everything scheduled stay as with one call each.
+        """
+        if self._pending is not None or not self.host.serf_changes_unheard():
+            yield
+            return
+        self._pending = []
+        try:
+            yield
+            self._flush_changes()
+        finally:
+            self._pending = None
+
+    def _flush_changes(self) -> None:
+        pending = self._pending
+        if pending:
+            self._pending = []
+            self.host.serf_changed_many(pending)
 
     def _view_of(self, observer: str) -> dict[str, MemberEntry]:
         view = self.views.get(observer)
@@ -204,22 +268,45 @@ class Serf:
             # The message left before any later crash; what matters is the network at arrival.
             if origin_node is None:
                 return
+            at = {entry.name: i for i, entry in enumerate(entries)}
+            fresh = list(range(len(entries)))
             recipients = (
                 self._recipients(origin_node) if erase is not None else self._lagging_recipients(origin_node, entries)
             )
-            newest = self._newest
-            for node in recipients:
-                # A view that is not behind on a member already holds its newest entry, so an entry
-                # no newer than that is a no-op there: a joiner's first push-pull gossips the whole
-                # pool on, and without this each recipient would re-read every entry it has.
-                behind = self._behind.get(node.name)
-                for entry in entries:
-                    if behind is None or entry.name in behind or entry.version > newest.get(entry.name, 0):
+            with self._batched_changes():
+                for node in recipients:
+                    for entry in self._news_for(node.name, entries, at, fresh):
                         self._apply(node.name, entry)
-                if erase is not None:
-                    self._erase(node.name, *erase)
+                    if erase is not None:
+                        self._erase(node.name, *erase)
 
         self.host.engine.schedule(delay, deliver, "serf.gossip", origin)
+
+    def _news_for(
+        self, observer: str, entries: list[MemberEntry], at: dict[str, int], fresh: list[int]
+    ) -> Iterable[MemberEntry]:
+        """The entries of a message, in its order, that `observer`'s view may take: those it is
+        behind on, and those nobody holds yet. A view that is not behind on a member already holds
+        its newest entry, so anything no newer is a no-op there. A joiner's first push-pull gossips
+        the whole pool on to every member, so reading the message against the (short) list of what
+        each recipient lacks, rather than entry by entry, keeps that burst linear in the pool.
+        Taking one entry changes the lag of that entry's member alone, so choosing them all before
+        taking any picks what checking each just before taking it would. `fresh` holds the places
+        of entries that were newer than every view at the last look; once some view holds an entry
+        it is never fresh again, so the list only shrinks."""
+        behind = self._behind.get(observer)
+        if behind is None:
+            return entries
+        newest = self._newest
+        if len(at) != len(entries):  # a member named twice: look at each just before taking it
+            return (e for e in entries if e.name in behind or e.version > newest.get(e.name, 0))
+        if len(behind) < len(at):
+            picked = {at[name] for name in behind if name in at}
+        else:
+            picked = {i for name, i in at.items() if name in behind}
+        fresh[:] = [i for i in fresh if entries[i].version > newest.get(entries[i].name, 0)]
+        picked.update(fresh)
+        return [entries[i] for i in sorted(picked)]
 
     def _lagging_recipients(self, origin: Node, entries: list[MemberEntry]) -> list[Node]:
         """`_recipients`, less those that already hold every entry or a newer one (they would
@@ -317,12 +404,20 @@ class Serf:
                     if cur is None or entry.version > cur.version:
                         merged[name] = entry
         news = []
-        for name in sorted(merged):
-            entry = merged[name]
-            learned_a = self._apply(a.name, entry)
-            learned_b = self._apply(b.name, entry)
-            if learned_a or learned_b:
-                news.append(entry)
+        views = self.views
+        with self._batched_changes():
+            for name in sorted(merged):
+                entry = merged[name]
+                # `_apply`'s first test, ahead of the call: a side already holding the entry (most
+                # of a joiner's exchange, for the side it joins through) skips it.
+                held = views.get(a.name)
+                cur = None if held is None else held.get(name)
+                learned_a = (cur is None or cur.version < entry.version) and self._apply(a.name, entry)
+                held = views.get(b.name)
+                cur = None if held is None else held.get(name)
+                learned_b = (cur is None or cur.version < entry.version) and self._apply(b.name, entry)
+                if learned_a or learned_b:
+                    news.append(entry)
         if news:
             # Like memberlist's mergeState: only what was new to either side is gossiped on.
             self._gossip(a.name, news)
@@ -382,15 +477,17 @@ class Serf:
     def _arm_push_pull(self, node: Node) -> None:
         # memberlist's periodic full-state exchange with one random live member: the anti-entropy
         # that lets a node learn it was declared dead (and refute) even when nobody probes it.
-        interval = self.timings.push_pull_interval_ms
+        interval = push_pull_scale(self.timings.push_pull_interval_ms, len(self.view(node.name)))
         delay = interval // 2 + self._sync_rng.randrange(interval)
         node_timer(self.host.engine, node, delay, lambda: self._periodic_push_pull(node), "serf.push-pull")
 
     def _periodic_push_pull(self, node: Node) -> None:
         self._arm_push_pull(node)
-        candidates = [
-            entry.name for entry in self.members(node.name) if entry.name != node.name and entry.status == ALIVE
-        ]
+        # `members` order (by name), without sorting the entries themselves: a pool of n agents
+        # makes n of these a push-pull interval.
+        candidates = sorted(
+            name for name, entry in self.view(node.name).items() if entry.status == ALIVE and name != node.name
+        )
         if not candidates:
             return
         target = self.host.node(self._sync_rng.choice(candidates))
@@ -405,25 +502,32 @@ class Serf:
         nodes = [n for n in (self.host.node(name) for name in sorted(names)) if n is not None]
         newly_lost: set[str] = set()
         reconnect: list[Node] = []
+        # Every pair of a pool of thousands, so the loop is kept tight: `link_ok` written out, and
+        # each observer's lost links in a dict of their own.
+        subjects = [(subj, subj.name, subj.responsive) for subj in nodes]
+        connected = self.host.connected
+        leaving = self.leaving
         for obs in nodes:
             if not obs.responsive:
                 continue
-            view = self.view(obs.name)
+            obs_name = obs.name
+            view = self.view(obs_name)
+            lost = self._lost_at.get(obs_name)
             wants_reconnect = False
-            for subj in nodes:
-                if subj is obs:
+            for subj, name, responsive in subjects:
+                entry = view.get(name)
+                if entry is None or subj is obs:
                     continue
-                entry = view.get(subj.name)
-                if entry is None:
-                    continue
-                key = (obs.name, subj.name)
-                if self.host.link_ok(obs, subj):
-                    self._lost_at.pop(key, None)
-                    if entry.status == FAILED and subj.name not in self.leaving:
+                if responsive and connected(obs_name, name):
+                    if lost and name in lost:
+                        del lost[name]
+                    if entry.status == FAILED and name not in leaving:
                         wants_reconnect = True
-                elif entry.status in (ALIVE, LEAVING) and key not in self._lost_at:
-                    self._lost_at[key] = now
-                    newly_lost.add(subj.name)
+                elif entry.status in (ALIVE, LEAVING) and (lost is None or name not in lost):
+                    if lost is None:
+                        lost = self._lost_at[obs_name] = {}
+                    lost[name] = now
+                    newly_lost.add(name)
             if wants_reconnect:
                 reconnect.append(obs)
         for subject in sorted(newly_lost):
@@ -458,7 +562,7 @@ class Serf:
             obs = self.host.node(obs_name)
             if obs is None or not obs.responsive:
                 continue
-            lost = self._lost_at.get((obs_name, subject))
+            lost = self._lost_at.get(obs_name, {}).get(subject)
             if lost is None or lost > incident_t:
                 continue
             if subj is not None and self.host.link_ok(obs, subj):

@@ -35,6 +35,7 @@ from tagjoin.sim.harness.invariants.observations import Ec2Request, NewLeader, O
 from tagjoin.sim.harness.invariants.suite import InvariantSuite
 from tagjoin.sim.harness.recording import FaultSpan, LeaderSpan, Recording, TagSample, Write
 from tagjoin.sim.harness.tag_runners import BEFORE_WRITE, HandlerConfig, HandlerFleet
+from tagjoin.sim.kernel.collector import paced_collector
 
 # The kinds seeds were kept as regression tests under: FAULT_KINDS only ever appends to them, so
 # that those seeds (and most others: the draw is by rejection sampling over the same bits) keep
@@ -169,7 +170,7 @@ class Scenario:
 
 
 def run_scenario(config: ScenarioConfig, *, keep_log: bool = False) -> Recording:
-    with Ec2World(config.seed, CLUSTER) as world:
+    with paced_collector(), Ec2World(config.seed, CLUSTER) as world:
         scenario = build(config, world)
         scenario.cluster.engine.run_until(config.duration_ms)
         finish(scenario)

@@ -100,6 +100,15 @@ class Trace:
         self._lines.append((t, node, event))
         self.count += 1
 
+    def record_many(self, t: int, lines: list[tuple[str, str]]) -> None:
+        """`record` for each (node, event) in turn."""
+        unhashed = self._unhashed
+        unhashed.extend([f"{t}\t{node}\t{event}\n" for node, event in lines])
+        if len(unhashed) >= self._BATCH:
+            self._flush()
+        self._lines.extend([(t, node, event) for node, event in lines])
+        self.count += len(lines)
+
     def _flush(self) -> None:
         self._hash.update("".join(self._unhashed).encode())
         self._unhashed.clear()
@@ -146,6 +155,9 @@ class Engine:
 
     def record(self, node: str, event: str) -> None:
         self.trace.record(self.now, node, event)
+
+    def record_many(self, lines: list[tuple[str, str]]) -> None:
+        self.trace.record_many(self.now, lines)
 
     def trace_hash(self) -> str:
         return self.trace.hexdigest()

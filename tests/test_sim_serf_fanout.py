@@ -1,0 +1,153 @@
+"""Serf in large pools: batched view changes, the per-recipient reading of a gossip message, and
+memberlist's push-pull interval that grows with the pool."""
+
+from __future__ import annotations
+
+import gc
+import math
+
+import pytest
+
+from tagjoin.sim.aws.ec2_account import Ec2World
+from tagjoin.sim.consul.cluster import Cluster, build_cluster
+from tagjoin.sim.consul.cluster_events import MemberChanged
+from tagjoin.sim.consul.serf import PUSH_PULL_SCALE_THRESHOLD, MemberEntry, Serf, push_pull_scale
+from tagjoin.sim.harness.scenario import CLUSTER, ScenarioConfig, build, finish, run_scenario
+from tagjoin.sim.kernel.collector import SCENARIO_THRESHOLDS, paced_collector
+
+# -- batched view changes ---------------------------------------------------------------------------
+
+
+def _joined_pool(seed: int, *, heard: bool) -> tuple[Cluster, list[MemberChanged]]:
+    """3 servers and 40 clients joined one by one, with or without a MemberChanged subscriber."""
+    cluster = build_cluster(seed, servers=3, clients=40, join=False)
+    seen: list[MemberChanged] = []
+    if heard:
+        cluster.subscribe(MemberChanged, seen.append)
+    first = cluster.nodes[cluster.servers()[0]].ip
+    for name in sorted(cluster.nodes):
+        if cluster.nodes[name].ip != first:
+            cluster.join(name, first)
+            cluster.engine.run_for(300)
+    cluster.engine.run_for(60_000)
+    return cluster, seen
+
+
+def test_batched_view_changes_trace_what_one_event_per_change_traces() -> None:
+    # With a subscriber every change is published on its own, at once; without one, a client's
+    # changes are held to the end of the exchange or delivery. The traces must not tell them apart.
+    batched, _ = _joined_pool(5, heard=False)
+    one_by_one, seen = _joined_pool(5, heard=True)
+    assert batched.engine.trace.count == one_by_one.engine.trace.count
+    assert batched.engine.trace_hash() == one_by_one.engine.trace_hash()
+    assert len(seen) >= 43 * 42, "every view learned every other member, each change an event"
+    assert all(v.keys() == one_by_one.serf.views[k].keys() for k, v in batched.serf.views.items())
+
+
+@pytest.mark.parametrize("faults", [("restart-all",), ("partition",), ("leave",), ("ip-reuse",)])
+def test_a_subscriber_after_the_boot_leaves_the_trace_as_it_was(faults: tuple[str, ...]) -> None:
+    config = ScenarioConfig(seed=9, clients=36, joiners=3, faults=faults)
+
+    def trace(heard: bool) -> tuple[str, int]:
+        with Ec2World(config.seed, CLUSTER) as world:
+            s = build(config, world)
+            seen: list[MemberChanged] = []
+            if heard:
+                s.cluster.subscribe(MemberChanged, seen.append)
+            s.cluster.engine.run_until(config.duration_ms)
+            finish(s)
+            return s.cluster.engine.trace_hash(), len(seen)
+
+    (plain, _), (heard, events) = trace(False), trace(True)
+    assert events > 0
+    assert plain == heard
+
+
+# -- reading a gossip message per recipient -----------------------------------------------------------
+
+
+def _spec(serf: Serf, observer: str, entries: list[MemberEntry]) -> list[MemberEntry]:
+    """What a recipient takes from a message, entry by entry: the rule `_news_for` must keep."""
+    behind = serf._behind.get(observer)
+    if behind is None:
+        return list(entries)
+    return [e for e in entries if e.name in behind or e.version > serf._newest.get(e.name, 0)]
+
+
+def test_news_for_picks_what_the_entry_by_entry_rule_picks() -> None:
+    config = ScenarioConfig(seed=4, clients=30, joiners=3, faults=("crash", "partition"))
+    checked = 0
+    with Ec2World(config.seed, CLUSTER) as world:
+        s = build(config, world)
+        serf = s.cluster.serf
+        for t in range(5_000, config.duration_ms + 1, 5_000):
+            s.cluster.engine.run_until(t)
+            # Each view, sent as a message, and a message with an entry newer than any view holds.
+            messages = [sorted(view.values(), key=lambda e: e.name) for view in serf.views.values()]
+            first = messages[0][0]
+            ahead = MemberEntry(first.name, first.addr, first.status, serf._version + 1, first.tags)
+            messages.append([ahead, *messages[1][1:]])
+            for entries in messages:
+                at = {e.name: i for i, e in enumerate(entries)}
+                for observer in serf.views:
+                    picked = list(serf._news_for(observer, entries, at, list(range(len(entries)))))
+                    assert picked == _spec(serf, observer, entries), (t, observer)
+                    checked += 1
+        finish(s)
+    assert checked > 1000
+
+
+# -- memberlist's push-pull interval ------------------------------------------------------------------
+
+
+def test_push_pull_scale_is_memberlists_formula() -> None:
+    # memberlist util.go pushPullScale, in floating point as Go computes it.
+    for n in range(0, 6000):
+        if n <= PUSH_PULL_SCALE_THRESHOLD:
+            want = 30_000
+        else:
+            want = int(math.ceil(math.log2(n) - math.log2(PUSH_PULL_SCALE_THRESHOLD)) + 1.0) * 30_000
+        assert push_pull_scale(30_000, n) == want, n
+    assert push_pull_scale(30_000, 33) == 60_000
+    assert push_pull_scale(30_000, 1003) == 180_000
+
+
+def test_a_pool_past_32_members_exchanges_state_less_often() -> None:
+    # Each agent re-arms its exchange at half to one and a half intervals: at the unscaled 30 s no
+    # exchange is ever due more than 45 s ahead; 43 members double the interval.
+    cluster = build_cluster(3, servers=3, clients=40)
+    cluster.engine.run_for(120_000)
+    now = cluster.engine.now
+    due = [t - now for t, _, timer in cluster.engine._heap if timer.label == "serf.push-pull" and not timer.cancelled]
+    assert len(due) == 43
+    assert max(due) > 45_000
+    assert all(0 <= d < 90_000 for d in due)
+
+
+# -- the collector's pacing ------------------------------------------------------------------------------
+
+
+def test_paced_collector_sets_the_thresholds_and_puts_them_back() -> None:
+    before = gc.get_threshold()
+    with paced_collector():
+        assert gc.get_threshold() == SCENARIO_THRESHOLDS
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), paced_collector():
+        raise RuntimeError("a scenario that fails")
+    assert gc.get_threshold() == before
+
+
+def test_a_scenario_runs_with_the_paced_collector() -> None:
+    seen: list[tuple[int, int, int]] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            seen.append(gc.get_threshold())
+
+    gc.callbacks.append(note)
+    try:
+        run_scenario(ScenarioConfig(seed=1, clients=20))
+    finally:
+        gc.callbacks.remove(note)
+    assert seen, "the scenario allocated enough for a collection"
+    assert set(seen) == {SCENARIO_THRESHOLDS}

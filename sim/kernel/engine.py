@@ -89,24 +89,27 @@ class Trace:
     def __init__(self, keep: int | None = 100_000) -> None:
         self._hash = hashlib.sha256()
         self._unhashed: list[str] = []
-        self._lines: deque[tuple[int, str, str]] = deque(maxlen=keep)
+        # The tail keeps each line as it was hashed, one string, and is split again only when read.
+        self._lines: deque[str] = deque(maxlen=keep)
         self.count = 0
 
     def record(self, t: int, node: str, event: str) -> None:
+        line = f"{t}\t{node}\t{event}\n"
         unhashed = self._unhashed
-        unhashed.append(f"{t}\t{node}\t{event}\n")
+        unhashed.append(line)
         if len(unhashed) >= self._BATCH:
             self._flush()
-        self._lines.append((t, node, event))
+        self._lines.append(line)
         self.count += 1
 
-    def record_many(self, t: int, lines: list[tuple[str, str]]) -> None:
+    def record_many(self, t: int, events: list[tuple[str, str]]) -> None:
         """`record` for each (node, event) in turn."""
+        lines = [f"{t}\t{node}\t{event}\n" for node, event in events]
         unhashed = self._unhashed
-        unhashed.extend([f"{t}\t{node}\t{event}\n" for node, event in lines])
+        unhashed.extend(lines)
         if len(unhashed) >= self._BATCH:
             self._flush()
-        self._lines.extend([(t, node, event) for node, event in lines])
+        self._lines.extend(lines)
         self.count += len(lines)
 
     def _flush(self) -> None:
@@ -114,10 +117,15 @@ class Trace:
         self._unhashed.clear()
 
     def lines(self) -> list[tuple[int, str, str]]:
-        return list(self._lines)
+        """The kept tail as (t, node, event)."""
+        out = []
+        for line in self._lines:
+            t, node, event = line.split("\t", 2)  # a node name has no tab; an event may
+            out.append((int(t), node, event[:-1]))
+        return out
 
     def tail(self, n: int = 50) -> list[str]:
-        kept = list(self._lines)[-n:] if n > 0 else []
+        kept = self.lines()[-n:] if n > 0 else []
         return [f"{t:>10} {node:<20} {event}" for t, node, event in kept]
 
     def hexdigest(self) -> str:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
+from moto.ec2.exceptions import InvalidID
+from moto.moto_api._internal import mock_random
 
 from tagjoin.sim.aws.ec2_account import CLUSTER_SUBNET_CIDR, Ec2World
 from tagjoin.sim.aws.ec2_faults import Ec2Call, Ec2Faults, TokenBucket
@@ -82,6 +84,33 @@ def test_replace_gives_new_instance_and_ip_and_terminates_the_old(world: Ec2Worl
     assert world.tags_of(new) == {"Name": "s0", "role": "consul-server", "consul-cluster": "c1"}
     assert world.tag_values(LEADER) == {}
     assert world.tag_values(LEADER, running_only=False) == {old: "4"}
+
+
+def test_the_worlds_own_create_tags_is_a_clients_create_tags() -> None:
+    # Same tags, one counted change each, and moto's seeded stream moved on as by an answer.
+    outcomes = []
+    for direct in (True, False):
+        with Ec2World(3, "c1") as w:
+            ids = [w.launch("s0"), w.launch("s1")]
+            before = w.changes
+            if direct:
+                w.create_tags(ids, LEADER, "7")
+            else:
+                w.client().create_tags(Resources=ids, Tags=[{"Key": LEADER, "Value": "7"}])
+            outcomes.append((w.tag_values(LEADER), w.changes - before, mock_random.getstate()))
+    assert outcomes[0][0] == outcomes[1][0] != {}
+    assert outcomes[0][1] == outcomes[1][1] == 1
+    assert outcomes[0][2] == outcomes[1][2]
+
+
+def test_the_worlds_create_tags_refuses_a_malformed_id_and_writes_nothing(world: Ec2World) -> None:
+    # moto's CreateTags checks the ids' form, not that the instances exist, for clients too.
+    iid = world.launch("s0")
+    before = world.changes
+    with pytest.raises(InvalidID):
+        world.create_tags([iid, "bogus-1"], LEADER, "7")
+    assert world.tag_values(LEADER) == {}
+    assert world.changes == before
 
 
 def test_stop_and_start(world: Ec2World) -> None:

@@ -32,7 +32,7 @@ from moto.core.base_backend import AccountSpecificBackend, BackendDict, backend_
 from moto.core.model_instances import reset_model_data
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ec2.exceptions import InvalidInstanceIdError
-from moto.ec2.models import ec2_backends
+from moto.ec2.models import ec2_backends, validate_resource_ids
 from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS, InstanceTypeOfferingBackend
 from moto.ec2.models.subnets import Subnet
 from moto.elbv2.models import elbv2_backends
@@ -425,6 +425,19 @@ class Ec2World:
             # what moto/ec2/responses/instances.py `terminate_instances` tells the other services
             autoscaling_backends[DEFAULT_ACCOUNT_ID][self.region].notify_terminate_instances([instance_id])
             elbv2_backends[DEFAULT_ACCOUNT_ID][self.region].notify_terminate_instances([instance_id])
+            _answered()
+
+    def create_tags(self, instance_ids: Iterable[str], key: str, value: str) -> None:
+        """CreateTags as a client of this account makes it (moto/ec2/responses/tags.py
+        `create_tags`), without building a botocore client: the simulator's own writes (debris,
+        stale tags) are one call each, and a client took longer to build than a scenario to run."""
+        ids = list(instance_ids)
+        with MOTO_LOCK:
+            self._check()
+            validate_resource_ids(ids)
+            self._backend.do_resources_exist(ids)
+            self._backend.create_tags(ids, {key: value})
+            self.changes += 1
             _answered()
 
     def stop(self, instance_id: str) -> None:

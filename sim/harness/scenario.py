@@ -415,7 +415,7 @@ def _leave_stale_tags(s: Scenario, pick: int) -> None:
     if not chosen:
         return
     ids = [s.node_instance[n] for n in chosen]
-    s.world.client().create_tags(Resources=ids, Tags=[{"Key": TAG_KEY, "Value": "0"}])
+    s.world.create_tags(ids, TAG_KEY, "0")
     s.rec.schedule.append(f"t={s.cluster.engine.now}ms stale tags on {', '.join(chosen)}")
     _sample_tags(s)
 
@@ -788,7 +788,7 @@ def _leave_debris(s: Scenario, k: int) -> None:
     leader left. Put there by no keeper, so no invariant judges the write itself."""
     nodes = sorted(n for n, iid in s.node_instance.items() if s.world.state_of(iid) == "running")
     iid = s.node_instance[nodes[k % len(nodes)]]
-    s.world.client().create_tags(Resources=[iid], Tags=[{"Key": TAG_KEY, "Value": str(90 + k)}])
+    s.world.create_tags([iid], TAG_KEY, str(90 + k))
     _sample_tags(s)
 
 

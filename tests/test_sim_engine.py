@@ -179,6 +179,8 @@ def test_trace_keeps_a_bounded_tail_but_hashes_everything() -> None:
     assert [event for _, _, event in short.trace.lines()] == ["e7", "e8", "e9"]
     assert short.trace.count == 10
     assert len(short.trace.tail(2)) == 2
+    assert short.trace.tail(2)[-1].split() == ["0", "n", "e9"]
+    assert short.trace.tail(50) == short.trace.tail(3) and short.trace.tail(0) == []
     full.record("n", "an event\twith a tab")
     assert full.trace.lines()[-1] == (0, "n", "an event\twith a tab")
 

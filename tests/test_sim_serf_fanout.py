@@ -9,6 +9,7 @@ import math
 import pytest
 
 from tagjoin.sim.aws.ec2_account import Ec2World
+from tagjoin.sim.consul import serf as serf_module
 from tagjoin.sim.consul.cluster import Cluster, build_cluster
 from tagjoin.sim.consul.cluster_events import MemberChanged
 from tagjoin.sim.consul.serf import PUSH_PULL_SCALE_THRESHOLD, MemberEntry, Serf, push_pull_scale
@@ -33,9 +34,15 @@ def _joined_pool(seed: int, *, heard: bool) -> tuple[Cluster, list[MemberChanged
     return cluster, seen
 
 
-def test_batched_view_changes_trace_what_one_event_per_change_traces() -> None:
+@pytest.mark.parametrize("held", [None, 3])
+def test_batched_view_changes_trace_what_one_event_per_change_traces(
+    held: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # With a subscriber every change is published on its own, at once; without one, a client's
-    # changes are held to the end of the exchange or delivery. The traces must not tell them apart.
+    # changes are held to the end of the exchange or delivery, or until `held` of them wait. The
+    # traces must not tell them apart.
+    if held is not None:
+        monkeypatch.setattr(serf_module, "_HELD_CHANGES", held)
     batched, _ = _joined_pool(5, heard=False)
     one_by_one, seen = _joined_pool(5, heard=True)
     assert batched.engine.trace.count == one_by_one.engine.trace.count
@@ -151,3 +158,18 @@ def test_a_scenario_runs_with_the_paced_collector() -> None:
         gc.callbacks.remove(note)
     assert seen, "the scenario allocated enough for a collection"
     assert set(seen) == {SCENARIO_THRESHOLDS}
+
+
+def test_held_changes_are_told_even_when_the_exchange_fails() -> None:
+    # One call per change would have traced each change before the failure; so must the batch.
+    cluster = build_cluster(8, servers=3, clients=6, join=False)
+    serf = cluster.serf
+    client = cluster.nodes[cluster.clients()[0]]
+    server = cluster.nodes[cluster.servers()[0]]
+    lines_before = cluster.engine.trace.count
+    with pytest.raises(RuntimeError), serf._batched_changes():
+        serf._apply(client.name, serf.view(server.name)[server.name])
+        assert serf._pending, "a client's change is held"
+        raise RuntimeError("an exchange that fails part way")
+    assert serf._pending is None
+    assert cluster.engine.trace.count == lines_before + 1

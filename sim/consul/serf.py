@@ -63,6 +63,10 @@ class SerfTimings:
 
 SERF_LAN_PORT_TEXT = str(SERF_LAN_PORT)
 
+# How many client view changes `_batched_changes` holds before it tells them: one delivery can
+# change a hundred thousand views' entries, and holding them all cost more memory than the calls saved.
+_HELD_CHANGES = 4096
+
 # memberlist util.go `pushPullScaleThreshold`: above this many members the interval grows.
 PUSH_PULL_SCALE_THRESHOLD = 32
 
@@ -72,7 +76,13 @@ def push_pull_scale(interval_ms: int, members: int) -> int:
     which state.go `pushPullTrigger` applies before each exchange): unchanged up to 32 members,
     then times ceil(log2(members) - log2(32)) + 1, so twice at 33 and six times at 1,000. That
     keeps full-state exchanges from saturating the network as a pool grows. The multiplier is
-    worked out on integers: ceil(log2(n / 32)) is the bit length of ceil(n / 32) - 1."""
+    worked out on integers: ceil(log2(n / 32)) is the bit length of ceil(n / 32) - 1.
+
+    `members` is the node's member list as it stands, failed and left members included. memberlist
+    counts its node list (`estNumNodes`), which drops dead nodes only when a full probe round ends
+    (state.go `resetNodes`, after some n probe intervals): past about 90 members that is longer than
+    a scenario, and in smaller pools a failure can keep the count one higher than memberlist's for
+    a while."""
     if members <= PUSH_PULL_SCALE_THRESHOLD:
         return interval_ms
     steps = (-(-members // PUSH_PULL_SCALE_THRESHOLD) - 1).bit_length()
@@ -178,6 +188,8 @@ class Serf:
             pending = self._pending
             if pending is not None and not node.server and name != observer:
                 pending.append((node, name, entry))
+                if len(pending) >= _HELD_CHANGES:
+                    self._flush_changes()  # a delivery to a thousand views need not hold them all
             else:
                 self._flush_changes()
                 self.host.serf_changed(node, name, entry)
@@ -215,9 +227,12 @@ class Serf:
         self._pending = []
         try:
             yield
-            self._flush_changes()
         finally:
-            self._pending = None
+            # Even when the block raised: one call per change would have told every change before.
+            try:
+                self._flush_changes()
+            finally:
+                self._pending = None
 
     def _flush_changes(self) -> None:
         pending = self._pending

@@ -13,7 +13,7 @@ import itertools
 import math
 import random
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 Callback = Callable[[], None]
 
@@ -118,15 +118,19 @@ class Trace:
 
     def lines(self) -> list[tuple[int, str, str]]:
         """The kept tail as (t, node, event)."""
+        return self._split(self._lines)
+
+    def tail(self, n: int = 50) -> list[str]:
+        kept = self._split(itertools.islice(self._lines, max(len(self._lines) - n, 0), None)) if n > 0 else []
+        return [f"{t:>10} {node:<20} {event}" for t, node, event in kept]
+
+    @staticmethod
+    def _split(lines: Iterable[str]) -> list[tuple[int, str, str]]:
         out = []
-        for line in self._lines:
+        for line in lines:
             t, node, event = line.split("\t", 2)  # a node name has no tab; an event may
             out.append((int(t), node, event[:-1]))
         return out
-
-    def tail(self, n: int = 50) -> list[str]:
-        kept = self.lines()[-n:] if n > 0 else []
-        return [f"{t:>10} {node:<20} {event}" for t, node, event in kept]
 
     def hexdigest(self) -> str:
         self._flush()

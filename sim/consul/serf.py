@@ -170,10 +170,23 @@ class Serf:
         view = self.views.get(observer)
         if view is None:
             view = self._view_of(observer)
-        name = entry.name
-        cur = view.get(name)
+        cur = view.get(entry.name)
         if cur is not None and cur.version >= entry.version:
             return False
+        self._take(self.host.node(observer), observer, view, cur, entry)
+        return True
+
+    def _take(
+        self,
+        node: Node | None,
+        observer: str,
+        view: dict[str, MemberEntry],
+        cur: MemberEntry | None,
+        entry: MemberEntry,
+    ) -> None:
+        """`_apply` once `entry` is known to be newer than `cur`, what `observer`'s `view` holds;
+        `node` is the observer's (None once it is gone). A push-pull has looked already."""
+        name = entry.name
         view[name] = entry
         if self._newest.get(name) == entry.version:
             # `_took`'s usual case, written out: most takes are of an entry others hold already.
@@ -181,9 +194,8 @@ class Serf:
             self._behind[observer].discard(name)
         else:
             self._took(observer, entry)
-        node = self.host.node(observer)
         if node is None:
-            return True
+            return
         if cur is None or cur.status != entry.status or cur.addr != entry.addr:
             pending = self._pending
             if pending is not None and not node.server and name != observer:
@@ -193,9 +205,8 @@ class Serf:
             else:
                 self._flush_changes()
                 self.host.serf_changed(node, name, entry)
-        if entry.name == observer and entry.status != ALIVE and observer not in self.leaving and node.responsive:
+        if name == observer and entry.status != ALIVE and observer not in self.leaving and node.responsive:
             self._refute(node)
-        return True
 
     def _erase(self, observer: str, name: str, version: int) -> None:
         view = self.views.get(observer)
@@ -420,18 +431,23 @@ class Serf:
                         merged[name] = entry
         news = []
         views = self.views
+        sides = [(side.name, self.host.node(side.name)) for side in (a, b)]
         with self._batched_changes():
             for name in sorted(merged):
                 entry = merged[name]
-                # `_apply`'s first test, ahead of the call: a side already holding the entry (most
-                # of a joiner's exchange, for the side it joins through) skips it.
-                held = views.get(a.name)
-                cur = None if held is None else held.get(name)
-                learned_a = (cur is None or cur.version < entry.version) and self._apply(a.name, entry)
-                held = views.get(b.name)
-                cur = None if held is None else held.get(name)
-                learned_b = (cur is None or cur.version < entry.version) and self._apply(b.name, entry)
-                if learned_a or learned_b:
+                learned = False
+                for observer, node in sides:
+                    # `_apply`, with its lookups done once an exchange: most of a joiner's
+                    # exchange is entries the side it joins through holds already.
+                    held = views.get(observer)
+                    if held is None:
+                        learned = self._apply(observer, entry) or learned
+                        continue
+                    cur = held.get(name)
+                    if cur is None or cur.version < entry.version:
+                        self._take(node, observer, held, cur, entry)
+                        learned = True
+                if learned:
                     news.append(entry)
         if news:
             # Like memberlist's mergeState: only what was new to either side is gossiped on.

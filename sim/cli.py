@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
         "--preset",
         choices=sorted(PRESETS),
         help="a cluster of a real size instead of --servers and --clients: 5x500 = 5 servers and 500 clients "
-        "(~2 s a seed), 7x5000 = 7 servers and 5,000 clients (minutes a seed; see benchmarks/RESULTS.md)",
+        "(~1.3 s a seed), 7x5000 = 7 servers and 5,000 clients (2-3 minutes a seed; see benchmarks/RESULTS.md)",
     )
     run.add_argument(
         "--auto-join",

@@ -196,7 +196,7 @@ class EventBus:
     """Typed publish/subscribe; every event is also written to the engine's trace."""
 
     def __init__(
-        self, record: Callable[[str, str], None], record_many: Callable[[list[tuple[str, str]]], None] | None = None
+        self, record: Callable[[str, str], None], record_many: Callable[[list[tuple[str, str]]], None]
     ) -> None:
         self._record = record
         self._record_many = record_many
@@ -227,11 +227,7 @@ class EventBus:
 
     def record_many(self, lines: list[tuple[str, str]]) -> None:
         """`record` for each (node, line) in turn."""
-        if self._record_many is not None:
-            self._record_many(lines)
-            return
-        for node, line in lines:
-            self._record(node, line)
+        self._record_many(lines)
 
     def publish(self, event: SimEvent) -> None:
         if self.traced is None or type(event) in self.traced:

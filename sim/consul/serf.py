@@ -188,12 +188,7 @@ class Serf:
         `node` is the observer's (None once it is gone). A push-pull has looked already."""
         name = entry.name
         view[name] = entry
-        if self._newest.get(name) == entry.version:
-            # `_took`'s usual case, written out: most takes are of an entry others hold already.
-            self._behind_on[name].discard(observer)
-            self._behind[observer].discard(name)
-        else:
-            self._took(observer, entry)
+        self._took(observer, entry)
         if node is None:
             return
         if cur is None or cur.status != entry.status or cur.addr != entry.addr:

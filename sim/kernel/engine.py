@@ -94,13 +94,7 @@ class Trace:
         self.count = 0
 
     def record(self, t: int, node: str, event: str) -> None:
-        line = f"{t}\t{node}\t{event}\n"
-        unhashed = self._unhashed
-        unhashed.append(line)
-        if len(unhashed) >= self._BATCH:
-            self._flush()
-        self._lines.append(line)
-        self.count += 1
+        self.record_many(t, [(node, event)])
 
     def record_many(self, t: int, events: list[tuple[str, str]]) -> None:
         """`record` for each (node, event) in turn."""

@@ -170,13 +170,16 @@ def kept_running() -> Iterator[None]:
 def _drop_backends() -> None:
     """moto's `BackendDict.reset`, less the rebuild of every backend it does before dropping it:
     the next lookup builds a fresh one either way (moto/core/base_backend.py). An EC2 backend
-    builds a default VPC and subnets, so the rebuild was a third of a small world's set-up."""
+    builds a default VPC and subnets, so the rebuild was a third of a small world's set-up.
+
+    The account's dict of regions stays, emptied: building a new one asks botocore for every
+    partition's regions (`AccountSpecificBackend._generate_regions`, cached per object only),
+    which was a twentieth of a small scenario."""
     with backend_lock:
         instances: list[BackendDict[Any]] = BackendDict._instances  # type: ignore[misc]
         for backend in instances:
             for regions in backend.values():
-                regions.clear()  # moto's caches keep the account's dict of regions: empty it
-            backend.clear()
+                regions.clear()
         instances.clear()
         AccountSpecificBackend._generate_regions.cache_clear()
         # moto caches each subnet's address iterator on the class (moto/ec2/models/subnets.py

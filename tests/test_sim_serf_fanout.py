@@ -15,6 +15,7 @@ from tagjoin.sim.consul.cluster_events import MemberChanged
 from tagjoin.sim.consul.serf import PUSH_PULL_SCALE_THRESHOLD, MemberEntry, Serf, push_pull_scale
 from tagjoin.sim.harness.scenario import CLUSTER, ScenarioConfig, build, finish, run_scenario
 from tagjoin.sim.kernel.collector import SCENARIO_THRESHOLDS, paced_collector
+from tagjoin.sim.kernel.machine import Node
 
 # -- batched view changes ---------------------------------------------------------------------------
 
@@ -35,20 +36,61 @@ def _joined_pool(seed: int, *, heard: bool) -> tuple[Cluster, list[MemberChanged
 
 
 @pytest.mark.parametrize("held", [None, 3])
-def test_batched_view_changes_trace_what_one_event_per_change_traces(
+def test_a_subscriber_hears_every_view_change_and_the_trace_stays_as_it_was(
     held: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # With a subscriber every change is published on its own, at once; without one, a client's
-    # changes are held to the end of the exchange or delivery, or until `held` of them wait. The
-    # traces must not tell them apart.
+    # A client's changes are held to the end of the exchange or delivery, or until `held` of them
+    # wait, and then told together: a subscriber hears each of them, and listening must not change
+    # the trace.
     if held is not None:
         monkeypatch.setattr(serf_module, "_HELD_CHANGES", held)
-    batched, _ = _joined_pool(5, heard=False)
-    one_by_one, seen = _joined_pool(5, heard=True)
-    assert batched.engine.trace.count == one_by_one.engine.trace.count
-    assert batched.engine.trace_hash() == one_by_one.engine.trace_hash()
+    unheard, _ = _joined_pool(5, heard=False)
+    heard, seen = _joined_pool(5, heard=True)
+    assert unheard.engine.trace.count == heard.engine.trace.count
+    assert unheard.engine.trace_hash() == heard.engine.trace_hash()
     assert len(seen) >= 43 * 42, "every view learned every other member, each change an event"
-    assert all(v.keys() == one_by_one.serf.views[k].keys() for k, v in batched.serf.views.items())
+    assert all(v.keys() == heard.serf.views[k].keys() for k, v in unheard.serf.views.items())
+
+
+def test_the_trace_names_each_server_view_change_and_counts_the_clients() -> None:
+    cluster, seen = _joined_pool(8, heard=True)
+    lines = [event for _, _, event in cluster.engine.trace.lines() if event.startswith("MemberChanged")]
+    assert cluster.engine.trace.count < 20_000, "the whole trace is in lines()"
+    servers = set(cluster.servers())
+    named = [line for line in lines if "observer=" in line]
+    counted = [int(line.split("changes=")[1].split()[0]) for line in lines if " clients changes=" in line]
+    by_servers = [ev for ev in seen if ev.observer in servers]
+    # A server's changes drive Consul's reconcile: each keeps its line, as does an agent's change
+    # of its own entry; other changes of a client's view are counted in batches.
+    assert all(f"observer={ev.observer} subject={ev.subject} " in " ".join(named) for ev in by_servers)
+    # The subscriber came after each agent had started, alive in its own view: a line each.
+    assert len(named) + sum(counted) == len(seen) + len(cluster.nodes)
+    assert len(counted) < sum(counted) / 10, "a batch holds many changes"
+
+
+@pytest.mark.parametrize("faults", [("partition",), ("restart-all",), ("replace",), ("leave",)])
+def test_a_clients_written_out_take_does_what_apply_does(
+    faults: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `_take_held` writes out `_apply` for a client's view of another member; `_apply` itself is
+    # the reference, for every entry a push-pull or a gossip message hands a client.
+    config = ScenarioConfig(seed=6, clients=30, joiners=3, faults=faults)
+
+    def run() -> tuple[object, ...]:
+        with Ec2World(config.seed, CLUSTER) as world:
+            s = build(config, world)
+            s.cluster.engine.run_until(config.duration_ms)
+            finish(s)
+            serf = s.cluster.serf
+            return s.cluster.engine.trace_hash(), serf.views, serf._newest, serf._behind, serf._behind_on
+
+    written_out = run()
+
+    def reference(self: Serf, node: Node, held: dict[str, MemberEntry], entry: MemberEntry) -> bool:
+        return self._apply(node.name, entry)
+
+    monkeypatch.setattr(Serf, "_take_held", reference)
+    assert run() == written_out
 
 
 @pytest.mark.parametrize("faults", [("restart-all",), ("partition",), ("leave",), ("ip-reuse",)])

@@ -82,7 +82,7 @@ class Cluster:
         self.engine = engine or Engine(seed)
         self.timings = RaftTimings(self.config.raft_multiplier, self.config.pre_vote)
         self.net = Network(self.engine, self.config.latency_ms)
-        self.bus = EventBus(self.engine.record, self.engine.record_many)
+        self.bus = EventBus(self.engine.record)
         self.nodes: dict[str, Node] = {}
         self.raft: dict[str, RaftServer] = {}
         self._by_ip: dict[str, str] = {}
@@ -156,13 +156,18 @@ class Cluster:
         if srv is not None and observer.responsive:
             self.duties.member_event(srv)
 
-    def serf_changes_unheard(self) -> bool:
-        return not self.bus.heard(MemberChanged)
-
     def serf_changed_many(self, changes: list[tuple[Node, str, MemberEntry]]) -> None:
-        if self.bus.traces(MemberChanged):
-            line = MemberChanged.line
-            self.bus.record_many([(obs.name, line(obs.name, subj, e.status, e.addr)) for obs, subj, e in changes])
+        # A boot burst of n agents changes n x n client views: the trace counts them, one line a
+        # batch, while a server's changes (which drive reconcile and the catalog) keep a line each.
+        # Subscribers still hear every change, without a line of its own, so that listening does
+        # not change the trace.
+        bus = self.bus
+        if bus.heard(MemberChanged):
+            now = self.engine.now
+            for obs, subj, e in changes:
+                bus.notify(MemberChanged(now, obs.name, subj, e.status, e.addr))
+        if bus.traces(MemberChanged):
+            bus.record("", MemberChanged.batch_line(changes))
         self.held.poke()
 
     @staticmethod

@@ -7,9 +7,9 @@ They may read anything; to inject a fault in reaction to an event, schedule it w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tagjoin.core.model import MemberStatus
 
@@ -87,6 +87,21 @@ class MemberChanged(SimEvent):
     def line(observer: str, subject: str, status: MemberStatus | None, addr: str) -> str:
         """The generic line, written out: a pool of n agents logs n x n of these."""
         return f"MemberChanged observer={observer} subject={subject} status={_STATUS_TEXT[status]} addr={addr}"
+
+    @staticmethod
+    def batch_line(changes: Sequence[tuple[Named, str, Any]]) -> str:
+        """The line of a batch of client view changes `(observer, subject, entry)`: how many, and
+        the first and last of them."""
+        (first, first_subject, _), (last, last_subject, _) = changes[0], changes[-1]
+        return (
+            f"MemberChanged clients changes={len(changes)} "
+            f"first={first.name}:{first_subject} last={last.name}:{last_subject}"
+        )
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
 
 
 # What an f-string makes of each status, looked up: formatting an enum member costs more than the
@@ -195,11 +210,8 @@ E = TypeVar("E", bound=SimEvent)
 class EventBus:
     """Typed publish/subscribe; every event is also written to the engine's trace."""
 
-    def __init__(
-        self, record: Callable[[str, str], None], record_many: Callable[[list[tuple[str, str]]], None]
-    ) -> None:
+    def __init__(self, record: Callable[[str, str], None]) -> None:
         self._record = record
-        self._record_many = record_many
         self._by_type: dict[type[SimEvent], list[Callable[[Any], None]]] = {}
         self._all: list[Callable[[SimEvent], None]] = []
         self.traced: set[type[SimEvent]] | None = None  # None = trace every type
@@ -225,13 +237,13 @@ class EventBus:
         """The trace line of an event nobody hears (`heard`): what `publish` would write."""
         self._record(node, line)
 
-    def record_many(self, lines: list[tuple[str, str]]) -> None:
-        """`record` for each (node, line) in turn."""
-        self._record_many(lines)
-
     def publish(self, event: SimEvent) -> None:
         if self.traced is None or type(event) in self.traced:
             self._record(event.node, event.describe())
+        self.notify(event)
+
+    def notify(self, event: SimEvent) -> None:
+        """`publish` without the trace line: for events whose trace is written another way."""
         subs = self._by_type.get(type(event))
         if subs:
             for callback in list(subs):

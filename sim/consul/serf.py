@@ -110,13 +110,10 @@ class SerfHost(Protocol):
 
     def serf_changed(self, observer: Node, subject: str, entry: MemberEntry | None) -> None: ...
 
-    def serf_changes_unheard(self) -> bool:
-        """Whether nothing would run at a member change but its trace line (and a wake-up)."""
-        ...
-
     def serf_changed_many(self, changes: list[tuple[Node, str, MemberEntry]]) -> None:
-        """`serf_changed` for each of `changes` in turn, when `serf_changes_unheard` and none of the
-        observers is a server."""
+        """Changes of client agents' views (not their own entries), in order, told together at the
+        end of an exchange or a delivery: a client's member list drives nothing but the server its
+        reads go to, and the trace counts them rather than naming each (see Cluster)."""
         ...
 
 
@@ -203,6 +200,32 @@ class Serf:
         if name == observer and entry.status != ALIVE and observer not in self.leaving and node.responsive:
             self._refute(node)
 
+    def _take_held(self, node: Node, held: dict[str, MemberEntry], entry: MemberEntry) -> bool:
+        """`_apply` for client agent `node`, whose view is `held`, within `_batched_changes`: True
+        if it took `entry`. A joiner's exchange and the gossip after it are n of these a boot, so
+        the usual case (another member's entry, no newer than any view holds) is written out: the
+        view, the lag indexes, a held change. Anything else goes through `_take`."""
+        name, version = entry.name, entry.version
+        cur = held.get(name)
+        if cur is not None and cur.version >= version:
+            return False
+        observer = node.name
+        newest = self._newest.get(name, 0)
+        if name == observer or newest < version:
+            self._take(node, observer, held, cur, entry)
+            return True
+        held[name] = entry
+        if version == newest:
+            self._behind_on[name].discard(observer)
+            self._behind[observer].discard(name)
+        if cur is None or cur.status != entry.status or cur.addr != entry.addr:
+            pending = self._pending
+            assert pending is not None  # within _batched_changes
+            pending.append((node, name, entry))
+            if len(pending) >= _HELD_CHANGES:
+                self._flush_changes()
+        return True
+
     def _erase(self, observer: str, name: str, version: int) -> None:
         view = self.views.get(observer)
         if view is None:
@@ -222,12 +245,12 @@ class Serf:
         """Within, a client's view changes are told to the host in one call at the end, in order.
 
         A joiner's push-pull and the gossip that follows change n views per boot, n x n in a
-        boot burst; one host call per change was most of a large pool's cost. Only changes the
-        host would merely trace are held (`serf_changes_unheard`, a client observer, not the
-        observer's own entry), and anything else flushes them first, so the trace and the order of
-        everything scheduled stay as with one call each.
+        boot burst; one host call per change was most of a large pool's cost. Only a client
+        observer's changes of other members are held; a server's, or an agent's own entry, flush
+        what is held first and are told at once, so everything with an effect happens in the order
+        of one call per change.
         """
-        if self._pending is not None or not self.host.serf_changes_unheard():
+        if self._pending is not None:
             yield
             return
         self._pending = []
@@ -296,10 +319,17 @@ class Serf:
             )
             with self._batched_changes():
                 for node in recipients:
-                    for entry in self._news_for(node.name, entries, at, fresh):
-                        self._apply(node.name, entry)
+                    observer = node.name
+                    held = self.views.get(observer)
+                    news = self._news_for(observer, entries, at, fresh)
+                    if held is None or node.server:
+                        for entry in news:
+                            self._apply(observer, entry)
+                    else:
+                        for entry in news:
+                            self._take_held(node, held, entry)
                     if erase is not None:
-                        self._erase(node.name, *erase)
+                        self._erase(observer, *erase)
 
         self.host.engine.schedule(delay, deliver, "serf.gossip", origin)
 
@@ -426,22 +456,28 @@ class Serf:
                         merged[name] = entry
         news = []
         views = self.views
-        sides = [(side.name, self.host.node(side.name)) for side in (a, b)]
         with self._batched_changes():
+            sides = []
+            for side in (a, b):
+                node = self.host.node(side.name)
+                sides.append((side.name, node, node is not None and not node.server))
             for name in sorted(merged):
                 entry = merged[name]
                 learned = False
-                for observer, node in sides:
+                for observer, node, client in sides:
                     # `_apply`, with its lookups done once an exchange: most of a joiner's
                     # exchange is entries the side it joins through holds already.
                     held = views.get(observer)
                     if held is None:
                         learned = self._apply(observer, entry) or learned
-                        continue
-                    cur = held.get(name)
-                    if cur is None or cur.version < entry.version:
-                        self._take(node, observer, held, cur, entry)
-                        learned = True
+                    elif client:
+                        assert node is not None
+                        learned = self._take_held(node, held, entry) or learned
+                    else:
+                        cur = held.get(name)
+                        if cur is None or cur.version < entry.version:
+                            self._take(node, observer, held, cur, entry)
+                            learned = True
                 if learned:
                     news.append(entry)
         if news:

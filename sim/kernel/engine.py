@@ -94,17 +94,13 @@ class Trace:
         self.count = 0
 
     def record(self, t: int, node: str, event: str) -> None:
-        self.record_many(t, [(node, event)])
-
-    def record_many(self, t: int, events: list[tuple[str, str]]) -> None:
-        """`record` for each (node, event) in turn."""
-        lines = [f"{t}\t{node}\t{event}\n" for node, event in events]
+        line = f"{t}\t{node}\t{event}\n"
         unhashed = self._unhashed
-        unhashed.extend(lines)
+        unhashed.append(line)
         if len(unhashed) >= self._BATCH:
             self._flush()
-        self._lines.extend(lines)
-        self.count += len(lines)
+        self._lines.append(line)
+        self.count += 1
 
     def _flush(self) -> None:
         self._hash.update("".join(self._unhashed).encode())
@@ -161,9 +157,6 @@ class Engine:
 
     def record(self, node: str, event: str) -> None:
         self.trace.record(self.now, node, event)
-
-    def record_many(self, lines: list[tuple[str, str]]) -> None:
-        self.trace.record_many(self.now, lines)
 
     def trace_hash(self) -> str:
         return self.trace.hexdigest()

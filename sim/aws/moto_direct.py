@@ -227,8 +227,13 @@ def answered() -> None:
     rng = mock_random
     due = REQUEST_ID_LENGTH
     while due:
-        words = rng.getrandbits(32 * due)
-        due = sum(1 for i in range(due) if (words >> (32 * i + 26)) & 63 >= 62)  # rejected: taken again
+        # Word i is bytes 4i..4i+3 of the little-endian number; its top 6 bits are 62 or 63 (a
+        # rejected value, taken again) exactly when its top byte is 248 or more.
+        top_bytes = rng.getrandbits(32 * due).to_bytes(4 * due, "little")[3::4]
+        due = len(top_bytes.translate(None, _ACCEPTED_TOP_BYTES))
+
+
+_ACCEPTED_TOP_BYTES = bytes(range(248))  # what `answered` deletes to count the rejected words
 
 
 # -- requests as botocore serialises them (EC2 query protocol) ------------------------------------

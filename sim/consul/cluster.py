@@ -107,6 +107,9 @@ class Cluster:
     def connected(self, a: str, b: str) -> bool:
         return self.net.connected(a, b)
 
+    def lan_group(self, name: str) -> int:
+        return self.net.group_of(name)
+
     def link_ok(self, a: Node, b: Node) -> bool:
         return a.responsive and b.responsive and self.net.connected(a.name, b.name)
 

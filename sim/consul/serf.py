@@ -108,6 +108,11 @@ class SerfHost(Protocol):
 
     def connected(self, a: str, b: str) -> bool: ...
 
+    def lan_group(self, name: str) -> int:
+        """Which side of the LAN's partition `name` is on: `connected(a, b)` exactly when the two
+        are equal, for a loop over many pairs to look up each name once."""
+        ...
+
     def serf_changed(self, observer: Node, subject: str, entry: MemberEntry | None) -> None: ...
 
     def serf_changed_many(self, changes: list[tuple[Node, str, MemberEntry]]) -> None:
@@ -368,23 +373,23 @@ class Serf:
                 return self._recipients(origin)  # nobody holds it yet: every view may take it
             lagging |= self._behind_on[entry.name]
         view = self.view(origin.name)
-        out = []
-        for name in sorted(lagging):
-            if name == origin.name or name not in view:
-                continue
-            node = self.host.node(name)
-            if node is not None and node.responsive and self.host.connected(origin.name, name):
-                out.append(node)
-        return out
+        return self._reachable(origin, (name for name in sorted(lagging) if name in view))
 
     def _recipients(self, origin: Node) -> list[Node]:
         # Only the network at arrival matters: the message left before any later crash of the origin.
+        return self._reachable(origin, sorted(self.view(origin.name)))
+
+    def _reachable(self, origin: Node, names: Iterable[str]) -> list[Node]:
+        """The responsive nodes of `names`, in their order, that `origin` reaches (itself left out)."""
+        host = self.host
+        node_of, lan_group = host.node, host.lan_group
+        side = lan_group(origin.name)
         out = []
-        for name in sorted(self.view(origin.name)):
+        for name in names:
             if name == origin.name:
                 continue
-            node = self.host.node(name)
-            if node is not None and node.responsive and self.host.connected(origin.name, name):
+            node = node_of(name)
+            if node is not None and node.responsive and lan_group(name) == side:
                 out.append(node)
         return out
 
@@ -566,21 +571,22 @@ class Serf:
         reconnect: list[Node] = []
         # Every pair of a pool of thousands, so the loop is kept tight: `link_ok` written out, and
         # each observer's lost links in a dict of their own.
-        subjects = [(subj, subj.name, subj.responsive) for subj in nodes]
-        connected = self.host.connected
+        lan_group = self.host.lan_group
+        subjects = [(subj, subj.name, subj.responsive, lan_group(subj.name)) for subj in nodes]
         leaving = self.leaving
         for obs in nodes:
             if not obs.responsive:
                 continue
             obs_name = obs.name
+            side = lan_group(obs_name)
             view = self.view(obs_name)
             lost = self._lost_at.get(obs_name)
             wants_reconnect = False
-            for subj, name, responsive in subjects:
+            for subj, name, responsive, group in subjects:
                 entry = view.get(name)
                 if entry is None or subj is obs:
                     continue
-                if responsive and connected(obs_name, name):
+                if responsive and group == side:
                     if lost and name in lost:
                         del lost[name]
                     if entry.status == FAILED and name not in leaving:

@@ -215,3 +215,26 @@ def test_held_changes_are_told_even_when_the_exchange_fails() -> None:
         raise RuntimeError("an exchange that fails part way")
     assert serf._pending is None
     assert cluster.engine.trace.count == lines_before + 1
+
+
+def test_a_change_a_subscriber_makes_while_held_changes_are_told_is_told_too() -> None:
+    cluster = build_cluster(1, servers=3, clients=3)
+    cluster.engine.run_for(20_000)
+    serf = cluster.serf
+    a, b, x = cluster.clients()
+    heard: list[tuple[str, str, str]] = []
+
+    def on_change(event: MemberChanged) -> None:
+        heard.append((event.observer, event.subject, event.addr))
+        if len(heard) == 1:  # b's view takes a newer entry of x at once (a gossip message would)
+            moved = serf.views[b][x]
+            serf._apply(b, MemberEntry(x, "10.9.9.9", moved.status, serf._next_version(), moved.tags))
+
+    cluster.subscribe(MemberChanged, on_change)
+    with serf._batched_changes():  # as a push-pull or a gossip delivery holds a client's changes
+        held = serf.views[a][x]
+        serf._apply(a, MemberEntry(x, "10.8.8.8", held.status, serf._next_version(), held.tags))
+    assert serf.views[b][x].addr == "10.9.9.9"
+    assert heard == [(a, x, "10.8.8.8"), (b, x, "10.9.9.9")]
+    counted = [e for _, _, e in cluster.engine.trace.lines() if " clients changes=" in e]
+    assert counted[-2:] == [f"MemberChanged clients changes=1 first={n}:{x} last={n}:{x}" for n in (a, b)]

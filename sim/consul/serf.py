@@ -263,8 +263,10 @@ class Serf:
             yield
         finally:
             # Even when the block raised: one call per change would have told every change before.
+            # Until nothing is held: a subscriber told of one change may make another.
             try:
-                self._flush_changes()
+                while self._pending:
+                    self._flush_changes()
             finally:
                 self._pending = None
 

@@ -450,11 +450,13 @@ class Serf:
         view_a, view_b = self.view(a.name), self.view(b.name)
         if a.name in self.views and b.name in self.views:
             # Where both hold the newest entry, the exchange changes nothing: only the rest merges.
+            # In a boot burst most of it is entries both hold, or both lack, before gossip spreads:
+            # a version is one entry object, so holding the same one is holding the same version.
             for name in self._behind[a.name] | self._behind[b.name]:
                 ea, eb = view_a.get(name), view_b.get(name)
-                newer = eb if ea is None or (eb is not None and eb.version > ea.version) else ea
-                if newer is not None:
-                    merged[name] = newer
+                if ea is eb:
+                    continue
+                merged[name] = eb if ea is None or (eb is not None and eb.version > ea.version) else ea
         else:
             for view in (view_a, view_b):
                 for name, entry in view.items():

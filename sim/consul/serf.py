@@ -456,7 +456,10 @@ class Serf:
                 ea, eb = view_a.get(name), view_b.get(name)
                 if ea is eb:
                     continue
-                merged[name] = eb if ea is None or (eb is not None and eb.version > ea.version) else ea
+                if eb is not None and (ea is None or eb.version > ea.version):
+                    merged[name] = eb
+                elif ea is not None:
+                    merged[name] = ea
         else:
             for view in (view_a, view_b):
                 for name, entry in view.items():

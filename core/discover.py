@@ -167,15 +167,8 @@ def select_targets(
     picked = _addresses(holders, addr_type, own)
     if picked:
         return Targets(picked, Source.LEADER_TAG)
-    # In address order: the strings sort without a key call per instance. A fallback is the
-    # whole fleet, read by every node that boots before a leader tag exists, so a set of the
-    # running ones' addresses is taken at once rather than instance by instance.
-    field = "public_ip" if addr_type == "public_v4" else "private_ip"
-    found = {getattr(i, field) for i in fallback if i.state == "running"}
-    found.difference_update(own)
-    found.discard(None)
-    found.discard("")
-    spare = sorted(found)
+    # In address order: the strings sort without a key call per instance.
+    spare = sorted(_addresses((i for i in fallback if i.running), addr_type, own))
     picked = _spread_pick(tuple(spare), own, FALLBACK_LIMIT)
     return Targets(picked, Source.FALLBACK if picked else Source.NONE)
 

@@ -291,10 +291,9 @@ class Serf:
         newest = self._newest.get(name)
         if newest is None or entry.version > newest:
             behind = self._behind_on.get(name)
-            caught_up = self.views.keys() - behind if behind is not None else self.views.keys()
-            for other in caught_up:
+            for other in self.views.keys() - behind if behind is not None else self.views:
                 self._behind[other].add(name)
-            self._behind_on[name] = set(caught_up) | (behind or set())
+            self._behind_on[name] = set(self.views)  # every view is behind on a new version
             self._newest[name] = entry.version
         elif entry.version < newest:
             return
@@ -449,10 +448,12 @@ class Serf:
         merged: dict[str, MemberEntry] = {}
         view_a, view_b = self.view(a.name), self.view(b.name)
         if a.name in self.views and b.name in self.views:
-            # Where both hold the newest entry, the exchange changes nothing: only the rest merges.
-            # In a boot burst most of it is entries both hold, or both lack, before gossip spreads:
-            # a version is one entry object, so holding the same one is holding the same version.
-            for name in self._behind[a.name] | self._behind[b.name]:
+            # Only where one side lacks the newest entry and the other holds one can the exchange
+            # change anything. A joiner lacks most of the pool and an agent booted beside it holds
+            # little of it, so each side's lag is read against what the other holds, in the time
+            # of the smaller of the two (dict views intersect that way), not the pool's.
+            # A version is one entry object: holding the same one is holding the same version.
+            for name in (self._behind[a.name] & view_b.keys()) | (self._behind[b.name] & view_a.keys()):
                 ea, eb = view_a.get(name), view_b.get(name)
                 if ea is eb:
                     continue

@@ -51,11 +51,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.ec2.models import ec2_backends
 
 from tagjoin.core.aws.ec2_api import Ec2Api, Filter, InstancePage, TagPage
 from tagjoin.sim.aws import moto_writes
 from tagjoin.sim.aws.ec2_faults import MOTO_LOCK
+from tagjoin.sim.aws.moto_direct import region_backend
 from tagjoin.sim.aws.moto_writes import WriteCount, write_count
 
 STRONG = "strong"
@@ -169,7 +169,7 @@ class Ec2Lag:
 
     @property
     def backend(self) -> Any:
-        return ec2_backends[self.account_id][self.region]
+        return region_backend(self.account_id, self.region)
 
     def api(self, inner: Ec2Api, reader: Callable[[], str]) -> LaggedEc2:
         """`inner` as seen by whichever reader `reader()` names at the time of each call."""

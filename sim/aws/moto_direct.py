@@ -108,7 +108,7 @@ class MotoDirectEc2:
 
     @property
     def backend(self) -> Any:
-        return ec2_backends[self.account_id][self.region]
+        return region_backend(self.account_id, self.region)
 
     # -- Ec2Api -----------------------------------------------------------------------------------
 
@@ -211,6 +211,17 @@ class MotoDirectEc2:
     def _delete_tags(self, ids: list[str], key: str, value: str) -> None:
         validate_resource_ids(ids)
         self.backend.delete_tags(ids, {key: value})
+
+
+def region_backend(account_id: str, region: str) -> Any:
+    """`ec2_backends[account_id][region]`, read as plain dicts once both levels exist.
+
+    moto's own lookups search its list of backend dicts on every call
+    (moto/core/base_backend.py `BackendDict._create_account_specific_backend`), which cost more
+    than a page of a describe whose answer is cached; a level that is missing is built by them."""
+    regions = dict.get(ec2_backends, account_id)
+    backend = dict.get(regions, region) if regions is not None else None
+    return backend if backend is not None else ec2_backends[account_id][region]
 
 
 def answered() -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import gc
 import math
+from collections import Counter
+from collections.abc import Iterable
+from functools import partial
 
 import pytest
 
+from tagjoin.core.model import MemberStatus
 from tagjoin.sim.aws.ec2_account import Ec2World
 from tagjoin.sim.consul import serf as serf_module
 from tagjoin.sim.consul.cluster import Cluster, build_cluster
@@ -91,6 +95,117 @@ def test_a_clients_written_out_take_does_what_apply_does(
 
     monkeypatch.setattr(Serf, "_take_held", reference)
     assert run() == written_out
+
+
+def _reassess_pair_by_pair(serf: Serf, names: Iterable[str], found: Counter[str]) -> None:
+    """`Serf.reassess` as a rule over every (observer, member) pair: what the indexed one must do."""
+    now = serf.host.engine.now
+    nodes = [n for n in (serf.host.node(name) for name in sorted(names)) if n is not None]
+    newly_lost: set[str] = set()
+    reconnect: list[Node] = []
+    for obs in nodes:
+        if not obs.responsive:
+            continue
+        view = serf.view(obs.name)
+        lost = serf._lost_at.setdefault(obs.name, {})
+        wants_reconnect = False
+        for subj in nodes:
+            entry = view.get(subj.name)
+            if entry is None or subj is obs:
+                continue
+            if subj.responsive and serf.host.lan_group(subj.name) == serf.host.lan_group(obs.name):
+                lost.pop(subj.name, None)
+                if entry.status == MemberStatus.FAILED and subj.name not in serf.leaving:
+                    wants_reconnect = True
+            elif entry.status in (MemberStatus.ALIVE, MemberStatus.LEAVING) and subj.name not in lost:
+                lost[subj.name] = now
+                newly_lost.add(subj.name)
+        if wants_reconnect:
+            reconnect.append(obs)
+    found["lost"] += len(newly_lost)
+    found["reconnect"] += len(reconnect)
+    for subject in sorted(newly_lost):
+        delay = serf._detection_delay(subject)
+        serf.host.engine.schedule(delay, partial(serf._detect, subject, now), "serf.detect", subject)
+    for obs in reconnect:
+        delay = serf._reconnect_rng.randrange(serf.timings.reconnect_interval_ms)
+        serf.host.engine.schedule(delay, partial(serf._reconnect, obs), "serf.reconnect", obs.name)
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        ("partition",),
+        ("crash", "pause"),
+        ("restart-all",),
+        ("leave", "replace", "crash"),
+        ("leave", "partition", "pause"),
+    ],
+)
+def test_reassess_decides_what_looking_at_every_pair_decides(
+    faults: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # reassess reads only the names that can change per observer; the rule is every pair's.
+    config = ScenarioConfig(seed=3, clients=25, joiners=2, faults=faults)
+
+    def run() -> tuple[object, ...]:
+        with Ec2World(config.seed, CLUSTER) as world:
+            s = build(config, world)
+            s.cluster.engine.run_until(config.duration_ms)
+            finish(s)
+            serf = s.cluster.serf
+            lost = {obs: dict(sorted(names.items())) for obs, names in serf._lost_at.items() if names}
+            return s.cluster.engine.trace_hash(), serf.views, lost
+
+    indexed = run()
+    found: Counter[str] = Counter()
+    monkeypatch.setattr(Serf, "reassess", lambda self, names: _reassess_pair_by_pair(self, names, found))
+    assert run() == indexed
+    assert found["lost"] > 0, "the faults cut some links"
+
+
+def test_reassess_after_a_long_partition_sends_the_same_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Long enough for each side to declare the other failed: at the heal, the observers holding a
+    # failed member that is reachable again reconnect. The indexed reassess must pick the same.
+    def run() -> tuple[str, int]:
+        cluster = build_cluster(4, servers=3, clients=12)
+        cluster.engine.run_for(30_000)
+        names = sorted(cluster.nodes)
+        cluster.partition([names[:7]])
+        cluster.engine.run_for(60_000)
+        views = cluster.serf.views.values()
+        failed = sum(1 for view in views if any(e.status == MemberStatus.FAILED for e in view.values()))
+        cluster.heal()
+        cluster.engine.run_for(60_000)
+        return cluster.engine.trace_hash(), failed
+
+    indexed, failed = run()
+    assert failed > 7, "both sides declared the other failed"
+    found: Counter[str] = Counter()
+    monkeypatch.setattr(Serf, "reassess", lambda self, names: _reassess_pair_by_pair(self, names, found))
+    assert run() == (indexed, failed)
+    assert found["reconnect"] >= failed - 1, "every observer holding a failed member reconnects at the heal"
+
+
+def test_reassess_loses_a_member_cut_off_while_it_leaves(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Views that hold a member as leaving lose it when it is cut off before it has left.
+    def run(seed: int) -> tuple[str, int]:
+        cluster = build_cluster(seed, servers=3, clients=8)
+        cluster.engine.run_for(30_000)
+        leaver = sorted(cluster.nodes)[-1]
+        cluster.leave(leaver)
+        cluster.engine.run_for(cluster.serf.timings.gossip_ms[1])
+        views = cluster.serf.views.values()
+        holding = sum(1 for view in views if view[leaver].status == MemberStatus.LEAVING)
+        cluster.partition([[leaver]])
+        cluster.engine.run_for(30_000)
+        return cluster.engine.trace_hash(), holding
+
+    indexed = [run(seed) for seed in range(4)]
+    assert any(holding > 1 for _, holding in indexed), "others heard the leave before the cut"
+    found: Counter[str] = Counter()
+    monkeypatch.setattr(Serf, "reassess", lambda self, names: _reassess_pair_by_pair(self, names, found))
+    assert [run(seed) for seed in range(4)] == indexed
 
 
 @pytest.mark.parametrize("faults", [("restart-all",), ("partition",), ("leave",), ("ip-reuse",)])

@@ -137,6 +137,7 @@ class Serf:
         self._gossip_rng = host.engine.streams.get("serf.gossip")
         self._reconnect_rng = host.engine.streams.get("serf.reconnect")
         self._lost_at: dict[str, dict[str, int]] = {}  # observer → member → when its link went
+        self._ever_failed: set[str] = set()  # members some view was told had failed (reassess)
         self._sync_rng = host.engine.streams.get("serf.push-pull")
         # Per member, the newest version any view holds; per member, the observers whose view lacks
         # it; per observer, those members. A view can change only where it lacks the newest entry,
@@ -577,35 +578,46 @@ class Serf:
         nodes = [n for n in (self.host.node(name) for name in sorted(names)) if n is not None]
         newly_lost: set[str] = set()
         reconnect: list[Node] = []
-        # Every pair of a pool of thousands, so the loop is kept tight: `link_ok` written out, and
-        # each observer's lost links in a dict of their own.
+        # Each observer against every member of a pool of thousands was a million pairs a fault.
+        # What an observer's side of the network reaches is the same for the whole side, and what
+        # can change is few names: the lost links it holds (regained when reachable again), the
+        # members ever declared failed (a reachable one wants a reconnect) and the unreachable
+        # members its view holds (newly lost).
         lan_group = self.host.lan_group
-        subjects = [(subj, subj.name, subj.responsive, lan_group(subj.name)) for subj in nodes]
-        leaving = self.leaving
+        groups = {n.name: lan_group(n.name) for n in nodes}
+        reachable: dict[int, set[str]] = {}
+        for node in nodes:
+            if node.responsive:
+                reachable.setdefault(groups[node.name], set()).add(node.name)
+        everyone = set(groups)
+        unreachable = {side: everyone - names_ for side, names_ in reachable.items()}
+        leaving, failed = self.leaving, self._ever_failed
         for obs in nodes:
             if not obs.responsive:
                 continue
             obs_name = obs.name
-            side = lan_group(obs_name)
+            side = groups[obs_name]
+            near = reachable[side]
             view = self.view(obs_name)
             lost = self._lost_at.get(obs_name)
-            wants_reconnect = False
-            for subj, name, responsive, group in subjects:
-                entry = view.get(name)
-                if entry is None or subj is obs:
-                    continue
-                if responsive and group == side:
-                    if lost and name in lost:
-                        del lost[name]
-                    if entry.status == FAILED and name not in leaving:
-                        wants_reconnect = True
-                elif entry.status in (ALIVE, LEAVING) and (lost is None or name not in lost):
+            if lost:
+                for name in [n for n in lost if n in near and n in view and n != obs_name]:
+                    del lost[name]
+            if any(
+                name in near
+                and name != obs_name
+                and name not in leaving
+                and (e := view.get(name)) is not None
+                and e.status == FAILED
+                for name in failed
+            ):
+                reconnect.append(obs)
+            for name in unreachable[side] & view.keys():
+                if view[name].status in (ALIVE, LEAVING) and (lost is None or name not in lost):
                     if lost is None:
                         lost = self._lost_at[obs_name] = {}
                     lost[name] = now
                     newly_lost.add(name)
-            if wants_reconnect:
-                reconnect.append(obs)
         for subject in sorted(newly_lost):
             delay = self._detection_delay(subject)
             self.host.engine.schedule(delay, partial(self._detect, subject, now), "serf.detect", subject)
@@ -652,6 +664,8 @@ class Serf:
         if newest is None:
             return
         status = LEFT if newest.status == LEAVING else FAILED
+        if status == FAILED:
+            self._ever_failed.add(subject)
         dead = MemberEntry(subject, newest.addr, status, self._next_version(), newest.tags)
         for obs_name in victims:
             self._apply(obs_name, dead)

@@ -176,11 +176,11 @@ class MotoDirectEc2:
         filter_dict = _filter_dict(filters)
         # EC2 refuses MaxResults beside InstanceIds (InvalidParameterCombination): by ids, one page of moto's size.
         max_results = DEFAULT_MAX_RESULTS if self.max_results is None or instance_ids else self.max_results
-        with _tags_by_id():
-            if instance_ids:
+        if instance_ids:
+            with _tags_by_id():
                 judged = Judged(backend.get_reservations_by_instance_ids(instance_ids, filters=filter_dict))
-            else:
-                judged = _judged(backend, filter_dict)
+        else:
+            judged = _judged(backend, filter_dict)
         answer = judged.pages.get((token, max_results))
         if answer is None:
             answer = judged.pages[(token, max_results)] = judged.page(backend.tags, token, max_results)
@@ -391,7 +391,8 @@ def _judged(backend: Any, filter_dict: dict[str, list[str]]) -> Judged:
             raise AssertionError("moto's instances changed without a counted write")
         found: Judged = cached[1]
         return found
-    judged = Judged(_narrowed(backend, filter_dict))
+    with _tags_by_id():  # only moto's filter code lists tags; a remembered answer does not
+        judged = Judged(_narrowed(backend, filter_dict))
     known[key] = (state, judged)
     if moto_writes.CHECK:
         memo(backend, "looks")[key] = _looks(backend)  # what every instance looked like then

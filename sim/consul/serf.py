@@ -147,6 +147,7 @@ class Serf:
         self._behind_on: dict[str, set[str]] = {}
         self._behind: dict[str, set[str]] = {}
         self._pending: list[tuple[Node, str, MemberEntry]] | None = None  # see _batched_changes
+        self._names: list[str] | None = None  # every name any view has held, in order; see _every_name
 
     # helpers --------------------------------------------------------------------------------
 
@@ -286,11 +287,20 @@ class Serf:
                 behind.add(observer)
         return view
 
+    def _every_name(self) -> list[str]:
+        """Every member name any view has held, sorted (views never name anyone else)."""
+        names = self._names
+        if names is None:
+            names = self._names = sorted(self._newest)
+        return names
+
     def _took(self, observer: str, entry: MemberEntry) -> None:
         """`observer`'s view now holds `entry`: keep the lag indexes."""
         name = entry.name
         newest = self._newest.get(name)
         if newest is None or entry.version > newest:
+            if newest is None:
+                self._names = None
             behind = self._behind_on.get(name)
             for other in self.views.keys() - behind if behind is not None else self.views:
                 self._behind[other].add(name)
@@ -358,10 +368,7 @@ class Serf:
         newest = self._newest
         if len(at) != len(entries):  # a member named twice: look at each just before taking it
             return (e for e in entries if e.name in behind or e.version > newest.get(e.name, 0))
-        if len(behind) < len(at):
-            picked = {at[name] for name in behind if name in at}
-        else:
-            picked = {i for name, i in at.items() if name in behind}
+        picked = {at[name] for name in behind & at.keys()}  # in the time of the smaller of the two
         fresh[:] = [i for i in fresh if entries[i].version > newest.get(entries[i].name, 0)]
         picked.update(fresh)
         return [entries[i] for i in sorted(picked)]
@@ -559,11 +566,14 @@ class Serf:
 
     def _periodic_push_pull(self, node: Node) -> None:
         self._arm_push_pull(node)
-        # `members` order (by name), without sorting the entries themselves: a pool of n agents
-        # makes n of these a push-pull interval.
-        candidates = sorted(
-            name for name, entry in self.view(node.name).items() if entry.status == ALIVE and name != node.name
-        )
+        # `members` order (by name), read off the pool's names in order rather than sorted each
+        # time: a pool of n agents makes n of these a push-pull interval.
+        view, me = self.view(node.name), node.name
+        candidates = [
+            name
+            for name in self._every_name()
+            if (e := view.get(name)) is not None and e.status == ALIVE and name != me
+        ]
         if not candidates:
             return
         target = self.host.node(self._sync_rng.choice(candidates))

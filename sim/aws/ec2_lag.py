@@ -48,7 +48,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
@@ -57,6 +57,8 @@ from tagjoin.sim.aws import moto_writes
 from tagjoin.sim.aws.ec2_faults import MOTO_LOCK
 from tagjoin.sim.aws.moto_direct import region_backend
 from tagjoin.sim.aws.moto_writes import WriteCount, write_count
+
+T = TypeVar("T")
 
 STRONG = "strong"
 DEFAULT = "default"
@@ -280,6 +282,16 @@ class Ec2Lag:
 
     # -- a reader's describe --------------------------------------------------------------------
 
+    def as_seen(self, reader: str, read: Callable[[], T]) -> T:
+        """`read()` while moto holds what `reader` sees (`staged`). Most reads find no attribute
+        with a version that is not the newest, and then moto is read as it is."""
+        with MOTO_LOCK:
+            self.sync()
+            if not self._moving:
+                return read()
+            with self.staged(reader):
+                return read()
+
     @contextmanager
     def staged(self, reader: str) -> Iterator[None]:
         """moto holds what `reader` sees for the length of one call, then its own state again.
@@ -349,12 +361,10 @@ class LaggedEc2:
     def describe_instances(
         self, filters: Sequence[Filter], instance_ids: Sequence[str] = (), next_token: str | None = None
     ) -> InstancePage:
-        with self.lag.staged(self.reader()):
-            return self.inner.describe_instances(filters, instance_ids, next_token)
+        return self.lag.as_seen(self.reader(), lambda: self.inner.describe_instances(filters, instance_ids, next_token))
 
     def describe_tags(self, filters: Sequence[Filter], next_token: str | None = None) -> TagPage:
-        with self.lag.staged(self.reader()):
-            return self.inner.describe_tags(filters, next_token)
+        return self.lag.as_seen(self.reader(), lambda: self.inner.describe_tags(filters, next_token))
 
     def create_tags(self, instance_ids: Sequence[str], key: str, value: str) -> None:
         self.lag.sync()

@@ -72,6 +72,15 @@ def test_the_trace_names_each_server_view_change_and_counts_the_clients() -> Non
     assert len(counted) < sum(counted) / 10, "a batch holds many changes"
 
 
+def _run_scenario_keeping_serf(config: ScenarioConfig) -> tuple[str, Serf]:
+    """One whole scenario; its trace hash and the Serf state left at the end, for comparing rules."""
+    with Ec2World(config.seed, CLUSTER) as world:
+        s = build(config, world)
+        s.cluster.engine.run_until(config.duration_ms)
+        finish(s)
+        return s.cluster.engine.trace_hash(), s.cluster.serf
+
+
 @pytest.mark.parametrize("faults", [("partition",), ("restart-all",), ("replace",), ("leave",)])
 def test_a_clients_written_out_take_does_what_apply_does(
     faults: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
@@ -81,12 +90,8 @@ def test_a_clients_written_out_take_does_what_apply_does(
     config = ScenarioConfig(seed=6, clients=30, joiners=3, faults=faults)
 
     def run() -> tuple[object, ...]:
-        with Ec2World(config.seed, CLUSTER) as world:
-            s = build(config, world)
-            s.cluster.engine.run_until(config.duration_ms)
-            finish(s)
-            serf = s.cluster.serf
-            return s.cluster.engine.trace_hash(), serf.views, serf._newest, serf._behind, serf._behind_on
+        trace, serf = _run_scenario_keeping_serf(config)
+        return trace, serf.views, serf._newest, serf._behind, serf._behind_on
 
     written_out = run()
 
@@ -149,13 +154,9 @@ def test_reassess_decides_what_looking_at_every_pair_decides(
     config = ScenarioConfig(seed=3, clients=25, joiners=2, faults=faults)
 
     def run() -> tuple[object, ...]:
-        with Ec2World(config.seed, CLUSTER) as world:
-            s = build(config, world)
-            s.cluster.engine.run_until(config.duration_ms)
-            finish(s)
-            serf = s.cluster.serf
-            lost = {obs: dict(sorted(names.items())) for obs, names in serf._lost_at.items() if names}
-            return s.cluster.engine.trace_hash(), serf.views, lost
+        trace, serf = _run_scenario_keeping_serf(config)
+        lost = {obs: dict(sorted(names.items())) for obs, names in serf._lost_at.items() if names}
+        return trace, serf.views, lost
 
     indexed = run()
     found: Counter[str] = Counter()

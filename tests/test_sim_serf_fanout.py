@@ -85,8 +85,9 @@ def _run_scenario_keeping_serf(config: ScenarioConfig) -> tuple[str, Serf]:
 def test_a_clients_written_out_take_does_what_apply_does(
     faults: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # `_take_held` writes out `_apply` for a client's view of another member; `_apply` itself is
-    # the reference, for every entry a push-pull or a gossip message hands a client.
+    # `_take_held_many` writes out `_apply` for a client's view of other members; `_apply` itself,
+    # entry by entry, is the reference, for every run of entries a push-pull or a gossip message
+    # hands a client.
     config = ScenarioConfig(seed=6, clients=30, joiners=3, faults=faults)
 
     def run() -> tuple[object, ...]:
@@ -95,10 +96,12 @@ def test_a_clients_written_out_take_does_what_apply_does(
 
     written_out = run()
 
-    def reference(self: Serf, node: Node, held: dict[str, MemberEntry], entry: MemberEntry) -> bool:
-        return self._apply(node.name, entry)
+    def reference(
+        self: Serf, node: Node, held: dict[str, MemberEntry], entries: Iterable[MemberEntry]
+    ) -> list[MemberEntry]:
+        return [entry for entry in entries if self._apply(node.name, entry)]
 
-    monkeypatch.setattr(Serf, "_take_held", reference)
+    monkeypatch.setattr(Serf, "_take_held_many", reference)
     assert run() == written_out
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from itertools import groupby
 from typing import Protocol
 
 from tagjoin.core.model import MemberStatus
@@ -207,31 +208,37 @@ class Serf:
         if name == observer and entry.status != ALIVE and observer not in self.leaving and node.responsive:
             self._refute(node)
 
-    def _take_held(self, node: Node, held: dict[str, MemberEntry], entry: MemberEntry) -> bool:
-        """`_apply` for client agent `node`, whose view is `held`, within `_batched_changes`: True
-        if it took `entry`. A joiner's exchange and the gossip after it are n of these a boot, so
-        the usual case (another member's entry, no newer than any view holds) is written out: the
-        view, the lag indexes, a held change. Anything else goes through `_take`."""
-        name, version = entry.name, entry.version
-        cur = held.get(name)
-        if cur is not None and cur.version >= version:
-            return False
+    def _take_held_many(
+        self, node: Node, held: dict[str, MemberEntry], entries: Iterable[MemberEntry]
+    ) -> list[MemberEntry]:
+        """`_apply` of each of `entries` in turn for client agent `node`, whose view is `held`, within
+        `_batched_changes`; the ones it took. A joiner's exchange and the gossip after it are n of
+        these a boot, so the usual case (another member's entry, no newer than any view holds) is
+        written out: the view, the lag indexes, a held change. Anything else goes through `_take`."""
         observer = node.name
-        newest = self._newest.get(name, 0)
-        if name == observer or newest < version:
-            self._take(node, observer, held, cur, entry)
-            return True
-        held[name] = entry
-        if version == newest:
-            self._behind_on[name].discard(observer)
-            self._behind[observer].discard(name)
-        if cur is None or cur.status != entry.status or cur.addr != entry.addr:
-            pending = self._pending
-            assert pending is not None  # within _batched_changes
-            pending.append((node, name, entry))
-            if len(pending) >= _HELD_CHANGES:
-                self._flush_changes()
-        return True
+        newest, behind_on, behind = self._newest, self._behind_on, self._behind[observer]
+        took = []
+        for entry in entries:
+            name, version = entry.name, entry.version
+            cur = held.get(name)
+            if cur is not None and cur.version >= version:
+                continue
+            took.append(entry)
+            latest = newest.get(name, 0)
+            if name == observer or latest < version:
+                self._take(node, observer, held, cur, entry)
+                continue
+            held[name] = entry
+            if version == latest:
+                behind_on[name].discard(observer)
+                behind.discard(name)
+            if cur is None or cur.status != entry.status or cur.addr != entry.addr:
+                pending = self._pending
+                assert pending is not None  # within _batched_changes
+                pending.append((node, name, entry))
+                if len(pending) >= _HELD_CHANGES:
+                    self._flush_changes()
+        return took
 
     def _erase(self, observer: str, name: str, version: int) -> None:
         view = self.views.get(observer)
@@ -343,8 +350,7 @@ class Serf:
                         for entry in news:
                             self._apply(observer, entry)
                     else:
-                        for entry in news:
-                            self._take_held(node, held, entry)
+                        self._take_held_many(node, held, news)
                     if erase is not None:
                         self._erase(observer, *erase)
 
@@ -455,7 +461,8 @@ class Serf:
         """memberlist's full state exchange: both sides end with the union, then gossip it on."""
         merged: dict[str, MemberEntry] = {}
         view_a, view_b = self.view(a.name), self.view(b.name)
-        if a.name in self.views and b.name in self.views:
+        both_held = a.name in self.views and b.name in self.views
+        if both_held:
             # Only where one side lacks the newest entry and the other holds one can the exchange
             # change anything. A joiner lacks most of the pool and an agent booted beside it holds
             # little of it, so each side's lag is read against what the other holds, in the time
@@ -475,32 +482,49 @@ class Serf:
                     cur = merged.get(name)
                     if cur is None or entry.version > cur.version:
                         merged[name] = entry
-        news = []
+        news: list[MemberEntry] = []
         views = self.views
         with self._batched_changes():
             sides = []
             for side in (a, b):
                 node = self.host.node(side.name)
                 sides.append((side.name, node, node is not None and not node.server))
-            for name in sorted(merged):
-                entry = merged[name]
-                learned = False
-                for observer, node, client in sides:
-                    # `_apply`, with its lookups done once an exchange: most of a joiner's
-                    # exchange is entries the side it joins through holds already.
-                    held = views.get(observer)
-                    if held is None:
-                        learned = self._apply(observer, entry) or learned
-                    elif client:
-                        assert node is not None
-                        learned = self._take_held(node, held, entry) or learned
-                    else:
-                        cur = held.get(name)
-                        if cur is None or cur.version < entry.version:
-                            self._take(node, observer, held, cur, entry)
-                            learned = True
-                if learned:
-                    news.append(entry)
+            names = sorted(merged)
+            if both_held:
+                # Each entry of `merged` is one side's own: only the other side can take it. A
+                # joiner's exchange is hundreds of entries in a row for the client side, which
+                # `_take_held_many` takes in one call; the rest go name by name as below.
+                held_b = view_b.get
+                runs: Iterable[tuple[int, Iterator[str]]] = groupby(
+                    names, key=lambda name: 0 if held_b(name) is merged[name] else 1
+                )
+            else:
+                runs = [(-1, iter(names))]
+            for taker, run in runs:
+                if taker >= 0 and sides[taker][2]:
+                    node = sides[taker][1]
+                    assert node is not None
+                    news += self._take_held_many(node, views[sides[taker][0]], [merged[name] for name in run])
+                    continue
+                for name in run:
+                    entry = merged[name]
+                    learned = False
+                    for observer, node, client in sides:
+                        # `_apply`, with its lookups done once an exchange: most of a joiner's
+                        # exchange is entries the side it joins through holds already.
+                        held = views.get(observer)
+                        if held is None:
+                            learned = self._apply(observer, entry) or learned
+                        elif client:
+                            assert node is not None
+                            learned = bool(self._take_held_many(node, held, [entry])) or learned
+                        else:
+                            cur = held.get(name)
+                            if cur is None or cur.version < entry.version:
+                                self._take(node, observer, held, cur, entry)
+                                learned = True
+                    if learned:
+                        news.append(entry)
         if news:
             # Like memberlist's mergeState: only what was new to either side is gossiped on.
             self._gossip(a.name, news)

@@ -212,6 +212,45 @@ def test_reassess_loses_a_member_cut_off_while_it_leaves(monkeypatch: pytest.Mon
     assert [run(seed) for seed in range(4)] == indexed
 
 
+def test_reassess_sends_no_reconnect_for_a_member_that_is_leaving(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Serf's reconnector picks only failed members, and a leave intent moves a failed member to
+    # left (serf.go handleNodeLeaveIntent): an observer that holds a member as failed does not
+    # reconnect to it once it is leaving, though the heal makes it reachable again.
+    def run(seed: int, reconnects: list[str]) -> tuple[str, int]:
+        cluster = build_cluster(seed, servers=3, clients=8)
+        cluster.engine.run_for(30_000)
+        leaver = sorted(cluster.nodes)[-1]
+        cluster.partition([[leaver]])
+        cluster.engine.run_for(30_000)
+        views = cluster.serf.views
+        failed = sum(1 for name, view in views.items() if name != leaver and view[leaver].status == MemberStatus.FAILED)
+        cluster.leave(leaver)
+        cluster.engine.run_for(1)  # the leave's Serf phase starts on a timer of its own
+        assert leaver in cluster.serf.leaving
+        reconnects.clear()
+        cluster.heal()
+        cluster.engine.run_for(30_000)
+        assert all(view[leaver].status == MemberStatus.LEFT for name, view in views.items() if name != leaver)
+        return cluster.engine.trace_hash(), failed
+
+    called: list[str] = []
+    reconnect = Serf._reconnect
+
+    def spied(self: Serf, obs: Node) -> None:
+        called.append(obs.name)
+        reconnect(self, obs)
+
+    monkeypatch.setattr(Serf, "_reconnect", spied)
+    indexed = [(run(seed, called), sorted(set(called))) for seed in range(3)]
+    for (_, failed), observers in indexed:
+        assert failed >= 10, "every other agent declared the leaver failed"
+        # The leaver holds the others as failed and may reconnect; none of them reconnects to it.
+        assert len(observers) <= 1
+    found: Counter[str] = Counter()
+    monkeypatch.setattr(Serf, "reassess", lambda self, names: _reassess_pair_by_pair(self, names, found))
+    assert [(run(seed, called), sorted(set(called))) for seed in range(3)] == indexed
+
+
 @pytest.mark.parametrize("faults", [("restart-all",), ("partition",), ("leave",), ("ip-reuse",)])
 def test_a_subscriber_after_the_boot_leaves_the_trace_as_it_was(faults: tuple[str, ...]) -> None:
     config = ScenarioConfig(seed=9, clients=36, joiners=3, faults=faults)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import attrgetter
 from pathlib import Path
 
 from tagjoin.core.errors import ConfigError
@@ -140,7 +141,12 @@ def _read_value(text: str, i: int) -> tuple[str, int]:
 
 
 def address_of(instance: Instance, addr_type: str) -> str | None:
-    return instance.public_ip if addr_type == "public_v4" else instance.private_ip
+    return _address_getter(addr_type)(instance)
+
+
+def _address_getter(addr_type: str) -> Callable[[Instance], str | None]:
+    """`address_of` for one `addr_type`, one C call an instance: a fallback lists the whole fleet."""
+    return attrgetter("public_ip" if addr_type == "public_v4" else "private_ip")
 
 
 def select_targets(
@@ -168,7 +174,7 @@ def select_targets(
     if picked:
         return Targets(picked, Source.LEADER_TAG)
     # In address order: the strings sort without a key call per instance.
-    spare = sorted(_addresses((i for i in fallback if i.running), addr_type, own))
+    spare = sorted(_addresses([i for i in fallback if i.running], addr_type, own))
     picked = _spread_pick(tuple(spare), own, FALLBACK_LIMIT)
     return Targets(picked, Source.FALLBACK if picked else Source.NONE)
 
@@ -248,12 +254,8 @@ def _plural(why: str) -> str:
 def _addresses(instances: Iterable[Instance], addr_type: str, own: set[str]) -> tuple[str, ...]:
     # A dict keeps the first place of each address, and a fallback lists the whole fleet: a list
     # searched for every address made a fleet of thousands cost millions of comparisons a boot.
-    seen: dict[str, None] = {}
-    for inst in instances:
-        addr = address_of(inst, addr_type)
-        if addr and addr not in own:
-            seen.setdefault(addr)
-    return tuple(seen)
+    found = map(_address_getter(addr_type), instances)
+    return tuple(dict.fromkeys(addr for addr in found if addr and addr not in own))
 
 
 def local_addresses(fib_trie: Path = Path("/proc/net/fib_trie")) -> set[str]:

@@ -29,6 +29,7 @@ from tagjoin.sim.consul.http_api import AgentApi, AgentUnavailable, ApiRequest, 
 
 # What `ConsulClient` passes; anything more takes httpx's own path.
 _SHORTCUT_KWARGS = frozenset({"params", "timeout"})
+_KEPT_REQUESTS = 256
 
 
 class InProcessHttp(httpx.Client):
@@ -53,13 +54,21 @@ class InProcessHttp(httpx.Client):
         # The headers the transport would see on a request, as `ApiRequest.build` keeps them.
         probe = self.build_request("GET", "/")
         self._request_headers = {k.lower(): v for k, v in dict(probe.headers).items()}
+        # A keeper asks the same few things twice a second of virtual time; nothing changes a
+        # request once built, so each is parsed once.
+        self._requests: dict[tuple[str, str, tuple[tuple[Any, Any], ...]], ApiRequest] = {}
 
     def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
         if not isinstance(url, str) or "?" in url or "#" in url or not kwargs.keys() <= _SHORTCUT_KWARGS:
             return super().request(method, url, **kwargs)
         params = kwargs.get("params")
-        query = {str(k): [str(v)] for k, v in params.items()} if params else {}
-        req = ApiRequest(method.upper(), unquote(url), query, self._request_headers)
+        key = (method, url, tuple(params.items()) if params else ())
+        req = self._requests.get(key)
+        if req is None:
+            if len(self._requests) >= _KEPT_REQUESTS:
+                self._requests.clear()
+            query = {str(k): [str(v)] for k, v in params.items()} if params else {}
+            req = self._requests[key] = ApiRequest(method.upper(), unquote(url), query, self._request_headers)
         try:
             result = self._api.handle(self._node, req)
         except AgentUnavailable as exc:

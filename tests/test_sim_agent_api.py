@@ -129,6 +129,18 @@ def test_agent_self_on_a_server_and_on_a_client(agents: Agents) -> None:
     assert client["Stats"]["consul"] == {"acl": "disabled", "known_servers": "3", "server": "false"}
 
 
+def test_agent_self_is_one_compact_json_document_in_consuls_key_order(agents: Agents) -> None:
+    # The answer is spliced from parts rendered once; it must read as what rendering it whole gives.
+    cluster = agents.cluster
+    for name in (leader_of(cluster), follower_of(cluster), cluster.clients()[0]):
+        response = agents.get(name, "/v1/agent/self")
+        body = response.json()
+        assert list(body) == ["Config", "DebugConfig", "Coord", "Member", "Stats", "Meta"]
+        assert response.content == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        pretty = agents.get(name, "/v1/agent/self", params={"pretty": ""})
+        assert pretty.text == json.dumps(body, indent=4, ensure_ascii=False) + "\n"
+
+
 def test_agent_members_shape_and_status_codes(agents: Agents) -> None:
     cluster = agents.cluster
     client = cluster.clients()[0]

@@ -446,6 +446,15 @@ def test_wrong_shape(client: ConsulClient, agent: FakeAgent, address: str, path:
     assert_one_line(str(info.value), address)
 
 
+def test_a_bad_tag_value_is_named_with_its_member_and_key(client: ConsulClient, agent: FakeAgent) -> None:
+    good = SELF_SERVER["Member"]
+    doc = [good, {**good, "Tags": {**good["Tags"], "role": "consul", "vsn": 2}}]
+    headers = {"Content-Type": "application/json", "X-Consul-Index": "5"}
+    agent.overrides["GET", "/v1/agent/members"] = Reply(200, json.dumps(doc), headers)
+    with pytest.raises(BadResponse, match=r"\(member 1\.Tags\.vsn is a number, expected a string\)"):
+        client.members()
+
+
 # -- transports: dead ports, timeouts, unix sockets, TLS, injected --
 
 

@@ -540,8 +540,16 @@ def _parse_member(data: object, what: str) -> Member:
         addr=_str_field(obj, "Addr", what),
         port=_int_field(obj, "Port", what),
         status=status,
-        tags={str(k): _as_str(v, f"{what}.Tags.{k}") for k, v in tag_map.items()},
+        tags=_str_map(tag_map, f"{what}.Tags"),
     )
+
+
+def _str_map(obj: Mapping[str, Any], what: str) -> dict[str, str]:
+    # A member has a dozen tags and `status` reads thousands of members: name a bad value only
+    # when there is one, rather than building every entry's name on the way.
+    if all(isinstance(v, str) for v in obj.values()):
+        return dict(obj)
+    return {str(k): _as_str(v, f"{what}.{k}") for k, v in obj.items()}
 
 
 def _parse_members(data: object) -> list[Member]:

@@ -105,6 +105,39 @@ def test_a_clients_written_out_take_does_what_apply_does(
     assert run() == written_out
 
 
+def _push_pull_by_the_rule(serf: Serf, a: Node, b: Node) -> None:
+    """memberlist's exchange as a rule over every name either side holds: the newest entry of each
+    (the first side's on a tie), offered to each side in turn by `_apply`, and what was new to
+    either gossiped on. `Serf._push_pull` reads only the lag indexes and takes a client's runs in
+    one call; it must do what this does."""
+    merged: dict[str, MemberEntry] = {}
+    for view in (serf.view(a.name), serf.view(b.name)):
+        for name, entry in view.items():
+            if name not in merged or entry.version > merged[name].version:
+                merged[name] = entry
+    news = []
+    with serf._batched_changes():
+        for name in sorted(merged):
+            learned = [serf._apply(side.name, merged[name]) for side in (a, b)]
+            if any(learned):
+                news.append(merged[name])
+    if news:
+        serf._gossip(a.name, news)
+
+
+@pytest.mark.parametrize("faults", [("partition",), ("restart-all",), ("replace", "leave"), ("ip-reuse", "pause")])
+def test_a_push_pull_does_what_the_exchange_rule_does(faults: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    config = ScenarioConfig(seed=11, clients=30, joiners=3, faults=faults)
+
+    def run() -> tuple[object, ...]:
+        trace, serf = _run_scenario_keeping_serf(config)
+        return trace, serf.views, serf._newest, serf._behind, serf._behind_on
+
+    indexed = run()
+    monkeypatch.setattr(Serf, "_push_pull", _push_pull_by_the_rule)
+    assert run() == indexed
+
+
 def _reassess_pair_by_pair(serf: Serf, names: Iterable[str], found: Counter[str]) -> None:
     """`Serf.reassess` as a rule over every (observer, member) pair: what the indexed one must do."""
     now = serf.host.engine.now

@@ -146,7 +146,11 @@ def address_of(instance: Instance, addr_type: str) -> str | None:
 
 def _address_getter(addr_type: str) -> Callable[[Instance], str | None]:
     """`address_of` for one `addr_type`, one C call an instance: a fallback lists the whole fleet."""
-    return attrgetter("public_ip" if addr_type == "public_v4" else "private_ip")
+    return _PUBLIC_IP if addr_type == "public_v4" else _PRIVATE_IP
+
+
+_PUBLIC_IP: Callable[[Instance], str | None] = attrgetter("public_ip")
+_PRIVATE_IP: Callable[[Instance], str | None] = attrgetter("private_ip")
 
 
 def select_targets(

@@ -587,3 +587,14 @@ def test_paused_agent_over_http_does_not_answer(served: Served) -> None:
         httpx.get(served.url(client) + "/v1/agent/self", timeout=0.3)
     served.driver.call(lambda: cluster.resume(client))
     assert httpx.get(served.url(client) + "/v1/agent/self", timeout=5).status_code == 200
+
+
+def test_only_short_request_targets_are_kept_parsed() -> None:
+    # A served agent reads request lines of up to 64 KiB; keeping each parsed would let a client
+    # hold the process's memory.
+    short = "/v1/health/state/critical?index=7&wait=1000ms"
+    assert ApiRequest.build("GET", short) is ApiRequest.build("GET", short)
+    long_target = "/v1/agent/self?" + "x" * 20_000
+    first, again = ApiRequest.build("GET", long_target), ApiRequest.build("GET", long_target)
+    assert first is not again and first == again
+    assert first.has("x" * 20_000)

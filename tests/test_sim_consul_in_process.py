@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -51,7 +52,7 @@ def _clients(s: Scenario, node: str) -> tuple[ConsulClient, ConsulClient]:
     )
 
 
-def _answer(client: ConsulClient, path: str, params: dict[str, str] | None) -> tuple[int, dict[str, str], bytes]:
+def _answer(client: ConsulClient, path: str, params: dict[str, Any] | None) -> tuple[int, dict[str, str], bytes]:
     response = client._http.request("GET", path, params=params)
     return response.status_code, dict(response.headers), response.content
 
@@ -70,6 +71,17 @@ def test_answers_are_the_same(settled: Scenario) -> None:
     ]:
         assert _answer(fast, path, params) == _answer(reference, path, params), path
     assert fast.agent_self() == reference.agent_self()
+
+
+def test_parameters_that_are_not_strings_are_written_as_httpx_writes_them(settled: Scenario) -> None:
+    # 1 and True are equal keys to a dict: asked one after the other, each must still be answered
+    # as httpx sends it (index=1, index=true), not as the other was.
+    node = settled.cluster.servers()[0]
+    fast, reference = _clients(settled, node)
+    path = "/v1/health/state/critical"
+    asked: list[dict[str, Any]] = [{"index": 1}, {"index": True}, {"index": "1"}, {"wait": 1.5}, {"index": None}]
+    for params in asked:
+        assert _answer(fast, path, params) == _answer(reference, path, params), params
 
 
 @pytest.mark.parametrize("how", ["crash", "pause"])

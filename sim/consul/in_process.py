@@ -62,12 +62,16 @@ class InProcessHttp(httpx.Client):
         if not isinstance(url, str) or "?" in url or "#" in url or not kwargs.keys() <= _SHORTCUT_KWARGS:
             return super().request(method, url, **kwargs)
         params = kwargs.get("params")
+        # httpx writes a value that is not a string its own way (True as "true"), and 1 and True
+        # would share a key: only string parameters, which are all `ConsulClient` sends, are shortcut.
+        if params and not all(type(k) is str and type(v) is str for k, v in params.items()):
+            return super().request(method, url, **kwargs)
         key = (method, url, tuple(params.items()) if params else ())
         req = self._requests.get(key)
         if req is None:
             if len(self._requests) >= _KEPT_REQUESTS:
                 self._requests.clear()
-            query = {str(k): [str(v)] for k, v in params.items()} if params else {}
+            query = {k: [v] for k, v in params.items()} if params else {}
             req = self._requests[key] = ApiRequest(method.upper(), unquote(url), query, self._request_headers)
         try:
             result = self._api.handle(self._node, req)

@@ -593,7 +593,11 @@ def test_only_short_request_targets_are_kept_parsed() -> None:
     # A served agent reads request lines of up to 64 KiB; keeping each parsed would let a client
     # hold the process's memory.
     short = "/v1/health/state/critical?index=7&wait=1000ms"
-    assert ApiRequest.build("GET", short) is ApiRequest.build("GET", short)
+    kept = ApiRequest.build("GET", short)
+    assert ApiRequest.build("GET", short) is kept
+    assert kept.get("index") == "7" and kept.has("wait")
+    with pytest.raises(TypeError):
+        kept.query["index"] = ["8"]  # type: ignore[index]  # one caller must not change another's
     long_target = "/v1/agent/self?" + "x" * 20_000
     first, again = ApiRequest.build("GET", long_target), ApiRequest.build("GET", long_target)
     assert first is not again and first == again

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -104,7 +105,12 @@ def _without_headers(method: str, target: str) -> ApiRequest:
     keeper's every call as its target (`/v1/agent/self`, the same health query until its index
     moves), twice a second of virtual time a keeper. Nothing changes a request once built."""
     path, _, query = target.partition("?")
-    return ApiRequest(method.upper(), unquote(path), parse_qs(query, keep_blank_values=True), {})
+    # Shared by every caller of the same target: read-only, so that none can change another's.
+    parsed = {name: tuple(values) for name, values in parse_qs(query, keep_blank_values=True).items()}
+    return ApiRequest(method.upper(), unquote(path), MappingProxyType(parsed), _NO_HEADERS)
+
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass

@@ -19,6 +19,7 @@ byte for byte, on this client and on the httpx transport.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote
 
@@ -53,7 +54,7 @@ class InProcessHttp(httpx.Client):
         self._node = node
         # The headers the transport would see on a request, as `ApiRequest.build` keeps them.
         probe = self.build_request("GET", "/")
-        self._request_headers = {k.lower(): v for k, v in dict(probe.headers).items()}
+        self._request_headers = MappingProxyType({k.lower(): v for k, v in dict(probe.headers).items()})
         # A keeper asks the same few things twice a second of virtual time; nothing changes a
         # request once built, so each is parsed once.
         self._requests: dict[tuple[str, str, tuple[tuple[Any, Any], ...]], ApiRequest] = {}
@@ -71,7 +72,8 @@ class InProcessHttp(httpx.Client):
         if req is None:
             if len(self._requests) >= _KEPT_REQUESTS:
                 self._requests.clear()
-            query = {k: [v] for k, v in params.items()} if params else {}
+            # Kept and handed out again: read-only, as `_without_headers` keeps its requests.
+            query = MappingProxyType({k: (v,) for k, v in params.items()} if params else {})
             req = self._requests[key] = ApiRequest(method.upper(), unquote(url), query, self._request_headers)
         try:
             result = self._api.handle(self._node, req)

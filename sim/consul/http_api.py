@@ -76,15 +76,11 @@ class ApiRequest:
     @classmethod
     def build(cls, method: str, target: str, headers: Mapping[str, str] | None = None) -> ApiRequest:
         """From a request target such as `/v1/catalog/nodes?index=5&wait=1s`."""
-        if not headers and len(target) <= _KEPT_TARGET_CHARS:
+        if headers:
+            return _parsed(method, target, MappingProxyType({k.lower(): v for k, v in headers.items()}))
+        if len(target) <= _KEPT_TARGET_CHARS:
             return _without_headers(method, target)
-        path, _, query = target.partition("?")
-        return cls(
-            method.upper(),
-            unquote(path),
-            parse_qs(query, keep_blank_values=True),
-            {k.lower(): v for k, v in (headers or {}).items()},
-        )
+        return _parsed(method, target, _NO_HEADERS)
 
     def has(self, key: str) -> bool:
         return key in self.query
@@ -103,11 +99,16 @@ _KEPT_TARGET_CHARS = 512
 def _without_headers(method: str, target: str) -> ApiRequest:
     """`ApiRequest.build` of a request without headers, parsed once: the harness announces a
     keeper's every call as its target (`/v1/agent/self`, the same health query until its index
-    moves), twice a second of virtual time a keeper. Nothing changes a request once built."""
+    moves), twice a second of virtual time a keeper."""
+    return _parsed(method, target, _NO_HEADERS)
+
+
+def _parsed(method: str, target: str, headers: Mapping[str, str]) -> ApiRequest:
+    # Read-only, whether kept or not: a kept request is shared by every caller of its target, and
+    # none may change another's.
     path, _, query = target.partition("?")
-    # Shared by every caller of the same target: read-only, so that none can change another's.
-    parsed = {name: tuple(values) for name, values in parse_qs(query, keep_blank_values=True).items()}
-    return ApiRequest(method.upper(), unquote(path), MappingProxyType(parsed), _NO_HEADERS)
+    values = {name: tuple(given) for name, given in parse_qs(query, keep_blank_values=True).items()}
+    return ApiRequest(method.upper(), unquote(path), MappingProxyType(values), headers)
 
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})

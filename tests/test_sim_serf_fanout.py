@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 import pytest
@@ -136,6 +136,41 @@ def test_a_push_pull_does_what_the_exchange_rule_does(faults: tuple[str, ...], m
     indexed = run()
     monkeypatch.setattr(Serf, "_push_pull", _push_pull_by_the_rule)
     assert run() == indexed
+
+
+def _partner_by_the_rule(serf: Serf, me: str) -> str:
+    """memberlist's push-pull partner written out: a random choice among the alive members of
+    `me`'s list other than itself, in `members` order."""
+    candidates = [m.name for m in serf.members(me) if m.status == MemberStatus.ALIVE and m.name != me]
+    return serf._sync_rng.choice(candidates) if candidates else ""
+
+
+@pytest.mark.parametrize("faults", [("crash", "leave"), ("partition",), ("replace", "ip-reuse")])
+def test_a_push_pull_partner_is_the_one_the_rule_draws(
+    faults: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `_push_pull_partner` reads a view that holds every newest entry off the ordered list of
+    # alive members rather than the view: the same draw, the same partner, the same run. Most
+    # exchanges in a settled pool change nothing, so the partners themselves are compared.
+    config = ScenarioConfig(seed=4, clients=40, joiners=3, faults=faults)
+
+    def run(choose: Callable[[Serf, str], str]) -> tuple[list[tuple[str, str, bool]], object]:
+        drawn: list[tuple[str, str, bool]] = []
+
+        def noted(self: Serf, me: str) -> str:
+            from_the_list = self._behind.get(me) == set()
+            drawn.append((me, choose(self, me), from_the_list))
+            return drawn[-1][1]
+
+        monkeypatch.setattr(Serf, "_push_pull_partner", noted)
+        trace, serf = _run_scenario_keeping_serf(config)
+        return drawn, (trace, serf.views, serf._newest, serf._behind)
+
+    listed, listed_state = run(Serf._push_pull_partner)
+    assert sum(from_the_list for _, _, from_the_list in listed) > 40
+    ruled, ruled_state = run(_partner_by_the_rule)
+    assert listed == ruled
+    assert listed_state == ruled_state
 
 
 def _reassess_pair_by_pair(serf: Serf, names: Iterable[str], found: Counter[str]) -> None:

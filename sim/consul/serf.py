@@ -15,6 +15,7 @@ back by Serf's reconnect, within ReconnectInterval (30 s).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -149,6 +150,10 @@ class Serf:
         self._behind: dict[str, set[str]] = {}
         self._pending: list[tuple[Node, str, MemberEntry]] | None = None  # see _batched_changes
         self._names: list[str] | None = None  # every name any view has held, in order; see _every_name
+        # The names whose newest entry is alive, in order, and as a set: the members a view holding
+        # every newest entry offers a periodic push-pull (see _periodic_push_pull).
+        self._alive: list[str] = []
+        self._alive_set: set[str] = set()
 
     # helpers --------------------------------------------------------------------------------
 
@@ -313,6 +318,13 @@ class Serf:
                 self._behind[other].add(name)
             self._behind_on[name] = set(self.views)  # every view is behind on a new version
             self._newest[name] = entry.version
+            if (entry.status == ALIVE) != (name in self._alive_set):
+                if entry.status == ALIVE:
+                    self._alive_set.add(name)
+                    insort(self._alive, name)
+                else:
+                    self._alive_set.discard(name)
+                    del self._alive[bisect_left(self._alive, name)]
         elif entry.version < newest:
             return
         self._behind_on[name].discard(observer)
@@ -590,19 +602,35 @@ class Serf:
 
     def _periodic_push_pull(self, node: Node) -> None:
         self._arm_push_pull(node)
-        # `members` order (by name), read off the pool's names in order rather than sorted each
-        # time: a pool of n agents makes n of these a push-pull interval.
-        view, me = self.view(node.name), node.name
+        target = self.host.node(self._push_pull_partner(node.name))
+        if target is not None and self.host.link_ok(node, target):
+            self._push_pull(node, target)
+
+    def _push_pull_partner(self, me: str) -> str:
+        """memberlist's random alive member of `me`'s list (by name, as `members` orders it), drawn
+        from the push-pull stream; "" when it holds nobody else. A pool of n agents makes n of these
+        a push-pull interval. Most views hold every member's newest entry by then, and their
+        candidates are the members whose newest entry is alive, which `_alive` keeps in order:
+        those draw the same index `choice` would, without a pass over the pool."""
+        behind = self._behind.get(me)
+        rng = self._sync_rng
+        if behind is not None and not behind:
+            alive = self._alive
+            mine = me in self._alive_set
+            count = len(alive) - mine
+            if not count:
+                return ""
+            k = rng.randrange(count)  # what `choice` draws: one `_randbelow(count)`
+            if mine and k >= bisect_left(alive, me):
+                k += 1
+            return alive[k]
+        view = self.view(me)
         candidates = [
             name
             for name in self._every_name()
             if (e := view.get(name)) is not None and e.status == ALIVE and name != me
         ]
-        if not candidates:
-            return
-        target = self.host.node(self._sync_rng.choice(candidates))
-        if target is not None and self.host.link_ok(node, target):
-            self._push_pull(node, target)
+        return rng.choice(candidates) if candidates else ""
 
     # failure detection ----------------------------------------------------------------------
 

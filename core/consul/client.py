@@ -17,6 +17,7 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote, urlencode
 
 import httpx
+import orjson
 
 from tagjoin.core.consul.settings import ConsulSettings, build_http_client
 from tagjoin.core.errors import (
@@ -308,20 +309,21 @@ class ConsulClient:
         return response
 
     def _decode(self, response: httpx.Response, method: str, path: str) -> object:
+        # orjson: a keeper decodes agent/self, a document of some hundred keys, every second, and
+        # orjson reads it several times faster than json. What Consul writes, it reads alike:
+        # UTF-8, no NaN, integers to 64 bits.
         try:
-            data: object = response.json()
-        except RecursionError:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            if exc.msg.startswith("depth limit"):
+                what = "JSON nested too deeply to read"
+            else:
+                snippet = _one_line(response.content.decode("utf-8", "replace"), self._settings.token, limit=80)
+                what = f"a body that is not JSON ({snippet!r})"
             raise BadResponse(
-                f"Consul agent at {self.address} answered {method} {path} with JSON nested too deeply to read; "
+                f"Consul agent at {self.address} answered {method} {path} with {what}; "
                 "check that CONSUL_HTTP_ADDR points at a Consul agent's HTTP port"
             ) from None
-        except ValueError:
-            snippet = _one_line(response.content.decode("utf-8", "replace"), self._settings.token, limit=80)
-            raise BadResponse(
-                f"Consul agent at {self.address} answered {method} {path} with a body that is not JSON "
-                f"({snippet!r}); check that CONSUL_HTTP_ADDR points at a Consul agent's HTTP port"
-            ) from None
-        return data
 
     def _parse(self, method: str, path: str, data: object, parse: Callable[[object], T]) -> T:
         try:

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import httpx
+import orjson
 
 from tagjoin.core.model import MemberStatus
 from tagjoin.sim.consul.catalog import CheckRow, ConfigServer, Fsm, NodeRow
@@ -192,7 +193,7 @@ class _Route:
 def _json_body(value: Any, req: ApiRequest) -> bytes:
     if req.has("pretty"):
         return (json.dumps(value, indent=4, ensure_ascii=False) + "\n").encode()
-    return _compact(value).encode()
+    return orjson.dumps(value)
 
 
 class AgentApi:
@@ -646,7 +647,9 @@ _RUNTIME = {"arch": "amd64", "os": "linux", "version": "go1.22.7", "max_procs": 
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # orjson: every keeper's agent/self poll renders one, and it writes compact UTF-8 JSON (keys
+    # in the value's order) in a fraction of the time json takes.
+    return orjson.dumps(value).decode()
 
 
 @lru_cache(maxsize=1024)

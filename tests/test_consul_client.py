@@ -404,6 +404,14 @@ def test_garbage_json(client: ConsulClient, agent: FakeAgent, address: str, body
     assert_one_line(str(info.value), address)
 
 
+def test_json_nested_too_deeply_is_named_as_such(client: ConsulClient, agent: FakeAgent, address: str) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    agent.overrides["GET", "/v1/agent/self"] = Reply(200, deep, {"Content-Type": "application/json"})
+    with pytest.raises(BadResponse, match="nested too deeply") as info:
+        client.agent_self()
+    assert_one_line(str(info.value), address)
+
+
 WRONG_SHAPES: list[tuple[str, object, str]] = [
     ("/v1/status/leader", 42, "leader"),
     ("/v1/status/leader", None, "leader"),

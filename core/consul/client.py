@@ -315,7 +315,7 @@ class ConsulClient:
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
-            if exc.msg.startswith("depth limit"):
+            if "depth" in exc.msg:  # "depth limit exceeded"; before orjson 3.12 "recursion depth exceeded"
                 what = "JSON nested too deeply to read"
             else:
                 snippet = _one_line(response.content.decode("utf-8", "replace"), self._settings.token, limit=80)

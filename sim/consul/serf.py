@@ -15,7 +15,7 @@ back by Serf's reconnect, within ReconnectInterval (30 s).
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -150,10 +150,9 @@ class Serf:
         self._behind: dict[str, set[str]] = {}
         self._pending: list[tuple[Node, str, MemberEntry]] | None = None  # see _batched_changes
         self._names: list[str] | None = None  # every name any view has held, in order; see _every_name
-        # The names whose newest entry is alive, in order, and as a set: the members a view holding
-        # every newest entry offers a periodic push-pull (see _periodic_push_pull).
+        # The names whose newest entry is alive, in order: the members a view holding every newest
+        # entry offers a periodic push-pull (see _push_pull_partner).
         self._alive: list[str] = []
-        self._alive_set: set[str] = set()
 
     # helpers --------------------------------------------------------------------------------
 
@@ -318,13 +317,12 @@ class Serf:
                 self._behind[other].add(name)
             self._behind_on[name] = set(self.views)  # every view is behind on a new version
             self._newest[name] = entry.version
-            if (entry.status == ALIVE) != (name in self._alive_set):
-                if entry.status == ALIVE:
-                    self._alive_set.add(name)
-                    insort(self._alive, name)
-                else:
-                    self._alive_set.discard(name)
-                    del self._alive[bisect_left(self._alive, name)]
+            alive, at = self._alive, bisect_left(self._alive, name)
+            listed = at < len(alive) and alive[at] == name
+            if entry.status == ALIVE and not listed:
+                alive.insert(at, name)
+            elif entry.status != ALIVE and listed:
+                del alive[at]
         elif entry.version < newest:
             return
         self._behind_on[name].discard(observer)
@@ -615,13 +613,13 @@ class Serf:
         behind = self._behind.get(me)
         rng = self._sync_rng
         if behind is not None and not behind:
-            alive = self._alive
-            mine = me in self._alive_set
+            alive, at = self._alive, bisect_left(self._alive, me)
+            mine = at < len(alive) and alive[at] == me
             count = len(alive) - mine
             if not count:
                 return ""
             k = rng.randrange(count)  # what `choice` draws: one `_randbelow(count)`
-            if mine and k >= bisect_left(alive, me):
+            if mine and k >= at:
                 k += 1
             return alive[k]
         view = self.view(me)

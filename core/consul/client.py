@@ -12,6 +12,7 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
+from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import quote, urlencode
@@ -372,6 +373,9 @@ def query_params(*, consistency: str | None = None, index: int = 0, wait: float 
     return params
 
 
+# A keeper names its next health query every loop, and encoding the same few parameters again
+# cost it more than the rest of the loop's own logic: the index moves only when health does.
+@lru_cache(maxsize=256, typed=True)
 def query_target(path: str, *, consistency: str | None = None, index: int = 0, wait: float | None = None) -> str:
     """The request target (`path?query`) a read sends, as `ConsulClient` builds it."""
     params = query_params(consistency=consistency, index=index, wait=wait)

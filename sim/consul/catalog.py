@@ -92,6 +92,7 @@ class Fsm:
     """One server's applied state; `index`/`last_term` are those of its last applied entry."""
 
     __slots__ = (
+        "_voters",
         "checks",
         "checks_index",
         "config",
@@ -111,9 +112,11 @@ class Fsm:
         self.checks_index = 0
         self.config: tuple[ConfigServer, ...] = ()
         self.config_index = 0
+        self._voters: frozenset[str] = frozenset()
 
     def voters(self) -> frozenset[str]:
-        return frozenset(s.name for s in self.config if s.voter)
+        # Asked on every heartbeat, vote and agent/self; the configuration changes a few times a run.
+        return self._voters
 
     def in_config(self, name: str) -> ConfigServer | None:
         for server in self.config:
@@ -127,6 +130,7 @@ class Fsm:
         if isinstance(op, SetConfig):
             self.config = op.servers
             self.config_index = idx
+            self._voters = frozenset(s.name for s in op.servers if s.voter)
         elif isinstance(op, RegisterNode):
             self._upsert_node(op.name, op.node_id, op.address, idx)
             self._upsert_check(op.name, op.status, op.output, idx)

@@ -140,7 +140,7 @@ class Hold:
     retry_ms: int
 
 
-@dataclass
+@dataclass(slots=True)
 class HeldRequest:
     """One request held in virtual time, from `since`, with what holding it has found so far."""
 
@@ -169,7 +169,7 @@ Result = ApiResponse | Block
 Handler = Callable[["_Ctx"], Result]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Ctx:
     api: AgentApi
     node: Node
@@ -219,6 +219,10 @@ class AgentApi:
             _Route("/v1/operator/autopilot/health", False, ("GET",), _autopilot_health, "operator:read"),
             _Route("/v1/operator/autopilot/state", False, ("GET",), _autopilot_state, "operator:read"),
         ]
+        # Every keeper's two calls a loop are exact paths: found by one lookup, not a pass over the
+        # table. No exact path starts with a prefix route's path, so the order of the table holds.
+        self._exact = {route.path: route for route in self._routes if not route.prefix}
+        self._prefixed = [route for route in self._routes if route.prefix]
 
     # entry point ------------------------------------------------------------------------------
 
@@ -267,23 +271,23 @@ class AgentApi:
             raise AgentUnavailable(node_name, refused=True)
         if node.paused:
             raise AgentUnavailable(node_name, refused=False)
-        base = {"X-Consul-Default-Acl-Policy": self.acl.default_policy if self.acl else "allow"}
+        policy = self.acl.default_policy if self.acl else "allow"
         try:
             result = self._dispatch(node, req, may_block, jitter)
         except ApiError as exc:
-            headers = {**base, "Content-Type": "text/plain; charset=utf-8", **exc.headers}
+            plain = {"Content-Type": "text/plain; charset=utf-8"}
+            headers = {"X-Consul-Default-Acl-Policy": policy, **plain, **exc.headers}
             return ApiResponse(exc.status, exc.text.encode(), headers)
         if isinstance(result, ApiResponse):
-            result.headers = {**base, **result.headers}
+            result.headers = {"X-Consul-Default-Acl-Policy": policy, **result.headers}
         return result
 
     def _dispatch(self, node: Node, req: ApiRequest, may_block: bool, jitter: bool = True) -> Result:
         route, tail = self._match(req.path)
-        allowed = ("OPTIONS", *route.methods)
         if req.method == "OPTIONS":
-            return ApiResponse(200, b"", {"Allow": ",".join(allowed)})
+            return ApiResponse(200, b"", {"Allow": ",".join(("OPTIONS", *route.methods))})
         if req.method not in route.methods:
-            raise ApiError(405, f"method {req.method} not allowed", {"Allow": ",".join(allowed)})
+            raise ApiError(405, f"method {req.method} not allowed", {"Allow": ",".join(("OPTIONS", *route.methods))})
         anonymous = route.acl is not None and self._authenticate(req)
         if anonymous and route.acl is not None and not route.filtered:
             raise ApiError(
@@ -294,11 +298,12 @@ class AgentApi:
         return route.handler(_Ctx(self, node, req, tail, may_block, anonymous, jitter))
 
     def _match(self, path: str) -> tuple[_Route, str]:
-        for route in self._routes:
-            if route.prefix and path.startswith(route.path):
+        exact = self._exact.get(path)
+        if exact is not None:
+            return exact, ""
+        for route in self._prefixed:
+            if path.startswith(route.path):
                 return route, path[len(route.path) :]
-            if not route.prefix and path == route.path:
-                return route, ""
         if path.startswith("/v1/"):
             raise ApiError(404, NOT_FOUND_V1)
         raise ApiError(404, "404 page not found\n")
@@ -562,9 +567,7 @@ def _raft_stats(cluster: Cluster, srv: RaftServer) -> dict[str, str]:
         last_contact = "never"
     else:
         last_contact = format_ms(contact)
-    config = " ".join(
-        f"{{Suffrage:{'Voter' if s.voter else 'Nonvoter'} ID:{s.id} Address:{s.address}}}" for s in fsm.config
-    )
+    config = _configuration_text(fsm.config)
     return {
         "applied_index": str(fsm.index),
         "commit_index": str(fsm.index),
@@ -574,7 +577,7 @@ def _raft_stats(cluster: Cluster, srv: RaftServer) -> dict[str, str]:
         "last_log_term": str(fsm.last_term),
         "last_snapshot_index": "0",
         "last_snapshot_term": "0",
-        "latest_configuration": f"[{config}]",
+        "latest_configuration": config,
         "latest_configuration_index": str(fsm.config_index),
         "num_peers": str(len(voters) - 1 if srv.name in voters else 0),
         "protocol_version": "3",
@@ -585,6 +588,16 @@ def _raft_stats(cluster: Cluster, srv: RaftServer) -> dict[str, str]:
         "state": srv.state,
         "term": str(srv.term),
     }
+
+
+@lru_cache(maxsize=256)
+def _configuration_text(config: tuple[ConfigServer, ...]) -> str:
+    """raft's `latest_configuration` as Go prints it (`%+v` of each server); a configuration
+    changes a few times a run and agent/self shows it once a second a keeper."""
+    servers = " ".join(
+        f"{{Suffrage:{'Voter' if s.voter else 'Nonvoter'} ID:{s.id} Address:{s.address}}}" for s in config
+    )
+    return f"[{servers}]"
 
 
 # handlers -------------------------------------------------------------------------------------

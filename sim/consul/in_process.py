@@ -86,6 +86,12 @@ class InProcessHttp(httpx.Client):
         return _response(result)
 
 
+# Answers repeat their headers (agent/self's always; a settled leader's health answers too), and
+# httpx normalises every header of a new `Headers` one by one: each set is built once and copied.
+_headers_built: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
+_KEPT_HEADERS = 1024
+
+
 def _response(result: ApiResponse) -> httpx.Response:
     """`httpx.Response(status, headers=…, content=body)`, as the transport answers, read at once.
 
@@ -93,9 +99,14 @@ def _response(result: ApiResponse) -> httpx.Response:
     its decoders): the headers `content=` would add, and the body where `read()` keeps it.
     """
     body = result.body
-    response = httpx.Response(
-        result.status, headers={**result.headers, "Content-Length": str(len(body))}, stream=httpx.ByteStream(body)
-    )
+    key = (*result.headers.items(), ("Content-Length", str(len(body))))
+    headers = _headers_built.get(key)
+    if headers is None:
+        if len(_headers_built) >= _KEPT_HEADERS:
+            _headers_built.clear()
+        headers = _headers_built[key] = httpx.Headers(dict(key))
+    # `Response` copies the headers it is given, so the kept set is never the one handed out.
+    response = httpx.Response(result.status, headers=headers, stream=httpx.ByteStream(body))
     response._content = body
     response.is_stream_consumed = True
     response.is_closed = True  # as httpx's client leaves a response it has read

@@ -59,6 +59,22 @@ def test_same_seed_gives_identical_ids_and_ips_in_one_process() -> None:
     assert _script(43) != first
 
 
+def _launched_around_a_client(dispatched: bool) -> list[str | None]:
+    with Ec2World(7, "c1", dispatched=dispatched) as w:
+        before = [w.launch(f"s{i}") for i in range(2)]
+        reservations = w.client().describe_instances()["Reservations"]
+        assert sorted(i["InstanceId"] for r in reservations for i in r["Instances"]) == sorted(before)
+        after = w.launch("s2")
+        return [w.vpc_id, w.subnet_id, *before, after, w.ip_of(after)]
+
+
+def test_a_world_not_built_for_the_dispatcher_draws_the_same_when_a_client_comes_late() -> None:
+    # A direct-path sweep skips the backend moto's dispatcher consults; a client asked for later
+    # builds it then, and every id and address drawn before and after is the one a world built
+    # with it from the start draws.
+    assert _launched_around_a_client(dispatched=False) == _launched_around_a_client(dispatched=True)
+
+
 def test_launch_tags_and_explicit_ip(world: Ec2World) -> None:
     auto = world.launch("s0", extra_tags={"role": "consul-server"})
     pinned = world.launch("s1", private_ip="10.0.3.7")

@@ -202,8 +202,12 @@ class Ec2World:
         *,
         region: str = DEFAULT_REGION,
         cluster_tag_key: str = DEFAULT_CLUSTER_TAG,
+        dispatched: bool = True,
     ) -> None:
+        """`dispatched=False`: nothing reaches this world through moto's request dispatcher (a sweep
+        on the direct path), whose us-east-1 backend is then built only if `client()` is called."""
         self.seed = seed
+        self._dispatched = dispatched
         self.cluster = cluster
         self.region = region
         self.cluster_tag_key = cluster_tag_key
@@ -242,7 +246,9 @@ class Ec2World:
         self._backend_now = None
         # The region backend and the one moto's dispatcher consults for any in-process request
         # (us-east-1) both draw from mock_random when built, so they must exist before the seed is set.
-        _ = ec2_backends[DEFAULT_ACCOUNT_ID][self.region], ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        _ = ec2_backends[DEFAULT_ACCOUNT_ID][self.region]
+        if self._dispatched:
+            _ = ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
         mock_random.seed(self.seed)
         self.zone = f"{self.region}a"
         self.vpc_id, self.subnet_id = self._vpc(VPC_CIDR, CLUSTER_SUBNET_CIDR, "cluster")
@@ -316,6 +322,13 @@ class Ec2World:
     def client(self, endpoint_url: str | None = None) -> EC2Client:
         """A boto3 EC2 client on this account: in process, or via a served endpoint's URL."""
         self._check()
+        if not self._dispatched:
+            # Built now for the dispatcher, as set-up would have built it: with its draws taken
+            # outside the seeded sequence, which goes on where it was.
+            self._dispatched = True
+            state = mock_random.getstate()
+            _ = ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+            mock_random.setstate(state)
         client = make_client(self.region, endpoint_url)
         client.meta.events.register("after-call.ec2", self._count_write)
         return client

@@ -170,7 +170,7 @@ class Scenario:
 
 
 def run_scenario(config: ScenarioConfig, *, keep_log: bool = False) -> Recording:
-    with paced_collector(), Ec2World(config.seed, CLUSTER) as world:
+    with paced_collector(), Ec2World(config.seed, CLUSTER, dispatched=config.ec2 != "direct") as world:
         scenario = build(config, world)
         scenario.cluster.engine.run_until(config.duration_ms)
         finish(scenario)

@@ -44,7 +44,7 @@ Steps = Generator[Checkpoint, None, Any]
 UNTIL_CHANGE = -1
 
 
-@dataclass
+@dataclass(slots=True)
 class HeldCall:
     """One Consul call of a handler while its agent holds it (`TagProcesses._hold`)."""
 
@@ -402,17 +402,21 @@ class HandlerFleet:
         call = HeldCall(h, req, HeldRequest(since=self.engine.now + delay), h.running)
         self.engine.schedule(delay, partial(self._look, call), "handler.hold", h.node)
 
-    def _look(self, call: HeldCall) -> None:
-        """Look again at a held call: make it now, or wait for a change or its next timed look."""
+    def _look(self, call: HeldCall, *, timed: bool = True) -> None:
+        """Look again at a held call: make it now, or wait for a change or its next timed look.
+
+        A timed look (an event of its own) that finds the call answered makes it there and then; a
+        look woken by a change makes it in an event of its own, after every other waiter has looked.
+        """
         if call.handler.running is not call.steps or call.over:
             return
         now = self.engine.now
         if call.deadline is not None and now >= call.deadline:
-            self._answer(call)
+            self._answer(call, timed)
             return
         retry = self._held_for(call)
         if retry is None:
-            self._answer(call)
+            self._answer(call, timed)
             return
         if retry == UNTIL_CHANGE:
             if call.stop_waiting is None:
@@ -431,15 +435,19 @@ class HandlerFleet:
 
     def _woken(self, call: HeldCall) -> None:
         call.stop_waiting = None  # a change wakes a waiter once
-        self._look(call)
+        self._look(call, timed=False)
 
-    def _answer(self, call: HeldCall) -> None:
+    def _answer(self, call: HeldCall, at_once: bool) -> None:
         call.over = True
         if call.stop_waiting is not None:
             call.stop_waiting()
         if call.next_look is not None:
             call.next_look.cancel()
-        self._schedule_step(call.handler, 0)
+        h = call.handler
+        if at_once and self._runs(h.host):
+            self._advance(h)  # as the step `_schedule_step` would run, less an event of its own
+        else:
+            self._schedule_step(h, 0)
 
     def _held_for(self, call: HeldCall) -> int | None:
         """How long until the agent should be asked again about the call, or None if it answers now."""

@@ -105,8 +105,11 @@ def _response(result: ApiResponse) -> httpx.Response:
         if len(_headers_built) >= _KEPT_HEADERS:
             _headers_built.clear()
         headers = _headers_built[key] = httpx.Headers(dict(key))
-    # `Response` copies the headers it is given, so the kept set is never the one handed out.
+    # `Response` copies the headers it is given, so the kept set is never the one handed out. The
+    # copy would work its encoding out again, header by header, at its first read: it is the kept
+    # set's, which depends on the same bytes only.
     response = httpx.Response(result.status, headers=headers, stream=httpx.ByteStream(body))
+    response.headers.encoding = headers.encoding
     response._content = body
     response.is_stream_consumed = True
     response.is_closed = True  # as httpx's client leaves a response it has read

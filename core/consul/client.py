@@ -55,6 +55,7 @@ MAX_QUERY_WAIT = 600.0
 _MAX_BODY_IN_MESSAGE = 300
 
 
+@lru_cache(maxsize=16)  # a keeper asks for the same state's path twice a loop
 def health_state_path(state: str) -> str:
     return f"/v1/health/state/{quote(state, safe='')}"
 
@@ -502,13 +503,23 @@ def _field(obj: Mapping[str, Any], key: str, what: str) -> object:
     return obj[key]
 
 
+# The fields below are read from every answer and every member: a value of the expected kind is
+# returned at once, and the names an error gives are built only when there is one.
+
+
 def _str_field(obj: Mapping[str, Any], key: str, what: str, default: str | None = None) -> str:
-    if default is not None and obj.get(key) is None:
+    value = obj.get(key)
+    if isinstance(value, str):
+        return value
+    if default is not None and value is None:
         return default
     return _as_str(_field(obj, key, what), f"{what}.{key}")
 
 
 def _int_field(obj: Mapping[str, Any], key: str, what: str) -> int:
+    value = obj.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     value = _field(obj, key, what)
     # bool is an int in Python but never a count in Consul's JSON.
     if not isinstance(value, int) or isinstance(value, bool):
@@ -517,6 +528,9 @@ def _int_field(obj: Mapping[str, Any], key: str, what: str) -> int:
 
 
 def _bool_field(obj: Mapping[str, Any], key: str, what: str) -> bool:
+    value = obj.get(key)
+    if isinstance(value, bool):
+        return value
     value = _field(obj, key, what)
     if not isinstance(value, bool):
         raise _ShapeError(f"{what}.{key} is {_kind(value)}, expected true or false")
@@ -540,22 +554,26 @@ def _parse_member(data: object, what: str) -> Member:
     except ValueError:
         raise _ShapeError(f"{what}.Status {raw_status} is not a serf member status") from None
     tags = obj.get("Tags")  # Go encodes an empty map as null
-    tag_map = {} if tags is None else _as_obj(tags, f"{what}.Tags")
     return Member(
         name=_str_field(obj, "Name", what),
         addr=_str_field(obj, "Addr", what),
         port=_int_field(obj, "Port", what),
         status=status,
-        tags=_str_map(tag_map, f"{what}.Tags"),
+        tags={} if tags is None else _str_map(tags, what, "Tags"),
     )
 
 
-def _str_map(obj: Mapping[str, Any], what: str) -> dict[str, str]:
-    # A member has a dozen tags and `status` reads thousands of members: name a bad value only
-    # when there is one, rather than building every entry's name on the way.
-    if all(isinstance(v, str) for v in obj.values()):
-        return dict(obj)
-    return {str(k): _as_str(v, f"{what}.{k}") for k, v in obj.items()}
+def _str_map(value: object, what: str, key: str) -> dict[str, str]:
+    """`what.key`, an object of strings. A member has a dozen tags and `status` reads thousands of
+    members: a bad value is named only when there is one."""
+    if isinstance(value, dict):
+        for v in value.values():
+            if not isinstance(v, str):
+                break
+        else:
+            return dict(value)
+    obj = _as_obj(value, f"{what}.{key}")
+    return {str(k): _as_str(v, f"{what}.{key}.{k}") for k, v in obj.items()}
 
 
 def _parse_members(data: object) -> list[Member]:

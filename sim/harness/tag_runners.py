@@ -304,7 +304,7 @@ class HandlerFleet:
 
     def _latency(self, h: NodeHandler) -> int:
         lo, hi = self.config.latency_ms
-        return h.rng.randint(lo, hi)
+        return lo + h.rng.randrange(hi - lo + 1)  # randint(lo, hi): the same draw, a call less
 
     def _schedule_step(self, h: NodeHandler, delay: int) -> None:
         steps = h.running

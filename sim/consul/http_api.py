@@ -390,7 +390,8 @@ class AgentApi:
     # shared query plumbing --------------------------------------------------------------------
 
     def consistency(self, req: ApiRequest) -> str:
-        stale, consistent = req.has("stale"), req.has("consistent")
+        query = req.query
+        stale, consistent = "stale" in query, "consistent" in query
         if stale and consistent:
             raise ApiError(400, "Cannot specify ?stale with ?consistent, conflicting semantics.")
         return "stale" if stale else "consistent" if consistent else "default"
@@ -645,28 +646,26 @@ def _agent_self(ctx: _Ctx) -> Result:
     stats["runtime"] = _RUNTIME
     # A keeper reads agent/self once a second of virtual time, and rendering it was a tenth of a
     # sweep: the parts fixed for an agent's life, and its member entry, are rendered once and the
-    # answer spliced around the stats, byte for byte what rendering the whole would give.
+    # answer spliced around the stats, byte for byte what rendering the whole would give. orjson
+    # writes compact UTF-8 JSON, keys in the value's order, in a fraction of the time json takes.
     fixed = _agent_fixed_json(
         node.datacenter, node.name, node.node_id, node.server, cluster.config.consul_version, node.bootstrap_expect
     )
-    member = "null" if own is None else _member_text(own, api.acl is not None)
-    text = f'{fixed},"Member":{member},"Stats":{_compact(stats)},"Meta":{{"consul-network-segment":""}}}}'
+    member = b"null" if own is None else _member_json_bytes(own, api.acl is not None)
+    body = b"".join((fixed, b',"Member":', member, b',"Stats":', orjson.dumps(stats), _AGENT_SELF_END))
     if ctx.req.has("pretty"):
-        return api.ok_json(ctx, json.loads(text))
-    return ApiResponse(200, text.encode(), {"Content-Type": "application/json"})
+        return api.ok_json(ctx, json.loads(body))
+    return ApiResponse(200, body, {"Content-Type": "application/json"})
+
+
+_AGENT_SELF_END = b',"Meta":{"consul-network-segment":""}}'
 
 
 _RUNTIME = {"arch": "amd64", "os": "linux", "version": "go1.22.7", "max_procs": "2"}
 
 
-def _compact(value: Any) -> str:
-    # orjson: every keeper's agent/self poll renders one, and it writes compact UTF-8 JSON (keys
-    # in the value's order) in a fraction of the time json takes.
-    return orjson.dumps(value).decode()
-
-
 @lru_cache(maxsize=1024)
-def _agent_fixed_json(datacenter: str, name: str, node_id: str, server: bool, version: str, expect: int) -> str:
+def _agent_fixed_json(datacenter: str, name: str, node_id: str, server: bool, version: str, expect: int) -> bytes:
     """agent/self's Config, DebugConfig and Coord, as the start of its compact JSON (no closing brace)."""
     fixed = {
         "Config": {
@@ -688,12 +687,12 @@ def _agent_fixed_json(datacenter: str, name: str, node_id: str, server: bool, ve
         },
         "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
     }
-    return _compact(fixed)[:-1]
+    return orjson.dumps(fixed)[:-1]
 
 
 @lru_cache(maxsize=4096)
-def _member_text(entry: MemberEntry, acl: bool) -> str:
-    return _compact(_member_json(entry, acl))
+def _member_json_bytes(entry: MemberEntry, acl: bool) -> bytes:
+    return orjson.dumps(_member_json(entry, acl))
 
 
 def _agent_members(ctx: _Ctx) -> Result:
@@ -743,13 +742,21 @@ def _checks(fsm: Fsm, keep: Callable[[CheckRow], bool]) -> list[dict[str, Any]]:
     return [_check_json(fsm.checks[name]) for name in sorted(fsm.checks) if keep(fsm.checks[name])]
 
 
+def _checks_in(fsm: Fsm, state: str) -> list[dict[str, Any]]:
+    """`_checks` of one state: every keeper's blocking health query is answered from it, and the
+    rows are compared without a call each."""
+    checks = fsm.checks
+    names = sorted(checks) if state == "any" else sorted(name for name, c in checks.items() if c.status == state)
+    return [_check_json(checks[name]) for name in names]
+
+
 def _health_state(ctx: _Ctx) -> Result:
     state = ctx.tail
     if state == "":
         raise ApiError(400, "Missing check state")
 
     def render(srv: RaftServer) -> list[dict[str, Any]]:
-        return _checks(srv.fsm, lambda c: state == "any" or c.status == state)
+        return _checks_in(srv.fsm, state)
 
     return ctx.api.query(ctx, "checks", render, filtered=ctx.anonymous)
 

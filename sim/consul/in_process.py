@@ -65,8 +65,10 @@ class InProcessHttp(httpx.Client):
         params = kwargs.get("params")
         # httpx writes a value that is not a string its own way (True as "true"), and 1 and True
         # would share a key: only string parameters, which are all `ConsulClient` sends, are shortcut.
-        if params and not all(type(k) is str and type(v) is str for k, v in params.items()):
-            return super().request(method, url, **kwargs)
+        if params:
+            for k, v in params.items():
+                if type(k) is not str or type(v) is not str:
+                    return super().request(method, url, **kwargs)
         key = (method, url, tuple(params.items()) if params else ())
         req = self._requests.get(key)
         if req is None:

@@ -443,6 +443,8 @@ class HandlerFleet:
             call.stop_waiting()
         if call.next_look is not None:
             call.next_look.cancel()
+        # The look's timer holds the call: left as they were, the two would wait for the collector.
+        call.stop_waiting = call.next_look = None
         h = call.handler
         if at_once and self._runs(h.host):
             self._advance(h)  # as the step `_schedule_step` would run, less an event of its own

@@ -200,10 +200,14 @@ class Engine:
         """Run every event due at or before `t_ms`, then set `now = t_ms`; returns events run."""
         ran = 0
         while True:
-            timer = self._pop_live()
-            if timer is None or timer.t > t_ms:
+            # `_pop_live` written out: a call less for every event of a run.
+            heap = self._heap
+            while heap and heap[0][2].cancelled:
+                heapq.heappop(heap)
+                self._tombstones -= 1
+            if not heap or heap[0][0] > t_ms:
                 break
-            heapq.heappop(self._heap)
+            timer = heapq.heappop(heap)[2]
             self.now = timer.t
             timer.cancelled = True
             timer.callback()

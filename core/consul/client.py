@@ -109,6 +109,7 @@ class ConsulClient:
             if http is not None
             else build_http_client(settings, _BorrowedTransport(transport) if transport is not None else None)
         )
+        self._read_timeouts: dict[float, httpx.Timeout] = {}  # by the query's wait: a keeper's is the same each loop
 
     @property
     def settings(self) -> ConsulSettings:
@@ -252,8 +253,13 @@ class ConsulClient:
             return None
         # No (or a zero) wait means the server applies its default wait.
         held = min(wait or DEFAULT_QUERY_WAIT, MAX_QUERY_WAIT)
-        # The server may hold the query up to wait/16 past the wait (jitter), then needs time to answer.
-        return httpx.Timeout(self._settings.timeout, read=held + held / 16 + self._settings.timeout)
+        timeout = self._read_timeouts.get(held)
+        if timeout is None:
+            # The server may hold the query up to wait/16 past the wait (jitter), then needs time to answer.
+            timeout = httpx.Timeout(self._settings.timeout, read=held + held / 16 + self._settings.timeout)
+            if len(self._read_timeouts) < 64:
+                self._read_timeouts[held] = timeout
+        return timeout
 
     def _query_meta(self, response: httpx.Response, path: str) -> tuple[int, bool, int]:
         raw_index = response.headers.get("X-Consul-Index")

@@ -19,6 +19,8 @@ byte for byte, on this client and on the httpx transport.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import unquote
@@ -39,7 +41,7 @@ class InProcessHttp(httpx.Client):
     def __init__(self, api: AgentApi, node: str, settings: ConsulSettings) -> None:
         # The client production would build on the agent's transport: its headers, base URL and
         # settings, and the path every request takes that is not shortcut.
-        real = build_http_client(settings, api.transport_for(node))
+        real = _production_client(settings)
         super().__init__(
             base_url=real.base_url,
             transport=api.transport_for(node),
@@ -49,12 +51,9 @@ class InProcessHttp(httpx.Client):
             follow_redirects=False,
             event_hooks=real.event_hooks,
         )
-        real.close()
         self._api = api
         self._node = node
-        # The headers the transport would see on a request, as `ApiRequest.build` keeps them.
-        probe = self.build_request("GET", "/")
-        self._request_headers = MappingProxyType({k.lower(): v for k, v in dict(probe.headers).items()})
+        self._request_headers = _request_headers(settings)
         # A keeper asks the same few things twice a second of virtual time; nothing changes a
         # request once built, so each is parsed once.
         self._requests: dict[tuple[str, str, tuple[tuple[Any, Any], ...]], ApiRequest] = {}
@@ -86,6 +85,25 @@ class InProcessHttp(httpx.Client):
             raise httpx.ReadTimeout("timed out") from None
         assert isinstance(result, ApiResponse)  # may_block=False never blocks
         return _response(result)
+
+
+# Every handler of a run gets a client, and each client is built from the same few settings: what
+# production's client is made of, and the headers a request carries, are worked out once a setting.
+@lru_cache(maxsize=64)
+def _production_client(settings: ConsulSettings) -> httpx.Client:
+    """Production's client for `settings`, never sent a request: the parts `InProcessHttp` copies."""
+    return build_http_client(settings, httpx.MockTransport(_never_called))
+
+
+@lru_cache(maxsize=64)
+def _request_headers(settings: ConsulSettings) -> Mapping[str, str]:
+    """The headers the transport would see on a request, as `ApiRequest.build` keeps them."""
+    probe = _production_client(settings).build_request("GET", "/")
+    return MappingProxyType({k.lower(): v for k, v in dict(probe.headers).items()})
+
+
+def _never_called(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"a kept client sent {request.method} {request.url}")
 
 
 # Answers repeat their headers (agent/self's always; a settled leader's health answers too), and

@@ -19,7 +19,7 @@ import functools
 import ipaddress
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -39,7 +39,7 @@ from moto.elbv2.models import elbv2_backends
 from moto.moto_api._internal import mock_random
 
 from tagjoin.sim.aws.ec2_faults import MOTO_LOCK, bind_to_moto
-from tagjoin.sim.aws.moto_direct import answered
+from tagjoin.sim.aws.moto_direct import answered, drawn_in_batches
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -158,7 +158,9 @@ def kept_running() -> Iterator[None]:
                 mock.start()
             _kept_mock.append(mock)
     try:
-        yield
+        # A sweep's worlds make their ids with `resource_id`: moto's ids, drawn a batch at a time.
+        with drawn_in_batches() if outermost else nullcontext():
+            yield
     finally:
         if outermost:
             with Ec2World._live_lock, MOTO_LOCK:

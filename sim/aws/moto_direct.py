@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 from moto.core.exceptions import ServiceException
 from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.ec2 import utils as moto_ec2_utils
 from moto.ec2.models import ec2_backends, validate_resource_ids
 from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, filter_reservations, get_prefix
@@ -245,6 +246,42 @@ def answered() -> None:
 
 
 _ACCEPTED_TOP_BYTES = bytes(range(248))  # what `answered` deletes to count the rejected words
+
+
+def resource_id(size: int = 8) -> str:
+    """moto/ec2/utils.py `random_resource_id`, the same digits from the same draws, taken as
+    `answered` takes them.
+
+    Every EC2 id moto makes (`random_id`: a VPC's, a subnet's, an instance's, its interface's and
+    volume's) is `size` `mock_random.choice`s of 16 hex digits, a world some hundred of them. Each
+    `choice` takes `getrandbits(5)`, the top 5 bits of one 32-bit word, until a value below 16 comes
+    up: a word whose top bit is clear, whose next 4 bits are the digit. Batches of as many words as
+    digits are still due end on the word that completes the last digit, as one word at a time would.
+    tests/test_sim_moto_direct.py compares ids and the generator's state after both.
+    """
+    rng = mock_random
+    digits: list[str] = []
+    due = size
+    while due:
+        for top in rng.getrandbits(32 * due).to_bytes(4 * due, "little")[3::4]:
+            if top < 128:
+                digits.append(_HEX_DIGITS[top >> 3])
+        due = size - len(digits)
+    return "".join(digits)
+
+
+_HEX_DIGITS = "0123456789abcdef"  # moto/ec2/utils.py HEX_CHARS
+
+
+@contextmanager
+def drawn_in_batches() -> Iterator[None]:
+    """moto's EC2 ids made by `resource_id` (call under MOTO_LOCK); moto's own function is back after."""
+    original = moto_ec2_utils.random_resource_id
+    moto_ec2_utils.random_resource_id = resource_id
+    try:
+        yield
+    finally:
+        moto_ec2_utils.random_resource_id = original
 
 
 # -- requests as botocore serialises them (EC2 query protocol) ------------------------------------

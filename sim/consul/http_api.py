@@ -250,7 +250,7 @@ class AgentApi:
             or req.path == "/v1/health/state/"
             or not req.has("stale")
             or req.has("consistent")
-            or (node_name, req.path) in self._outcomes
+            or (self._outcomes and (node_name, req.path) in self._outcomes)
         ):
             return True
         try:
@@ -429,7 +429,7 @@ class AgentApi:
         """A catalog/health read: consistency, forwarding, blocking, and the X-Consul-* headers."""
         mode = self.consistency(ctx.req)
         min_index, wait_ms = self.blocking_params(ctx.req)
-        held_error = self._outcomes.pop((ctx.node.name, ctx.req.path), None)
+        held_error = self._outcomes.pop((ctx.node.name, ctx.req.path), None) if self._outcomes else None
         if held_error is not None:
             raise ApiError(500, held_error)
         srv, error = self.cluster.read_source(ctx.node.name, mode)
@@ -591,14 +591,20 @@ def _raft_stats(cluster: Cluster, srv: RaftServer) -> dict[str, str]:
     }
 
 
-@lru_cache(maxsize=256)
 def _configuration_text(config: tuple[ConfigServer, ...]) -> str:
     """raft's `latest_configuration` as Go prints it (`%+v` of each server); a configuration
     changes a few times a run and agent/self shows it once a second a keeper."""
+    kept = _configurations_rendered.get(id(config))
+    if kept is not None and kept[0] is config:
+        return kept[1]
+    if len(_configurations_rendered) >= _KEPT_RENDERED:
+        _configurations_rendered.clear()
     servers = " ".join(
         f"{{Suffrage:{'Voter' if s.voter else 'Nonvoter'} ID:{s.id} Address:{s.address}}}" for s in config
     )
-    return f"[{servers}]"
+    text = f"[{servers}]"
+    _configurations_rendered[id(config)] = (config, text)
+    return text
 
 
 # handlers -------------------------------------------------------------------------------------
@@ -690,9 +696,24 @@ def _agent_fixed_json(datacenter: str, name: str, node_id: str, server: bool, ve
     return orjson.dumps(fixed)[:-1]
 
 
-@lru_cache(maxsize=4096)
 def _member_json_bytes(entry: MemberEntry, acl: bool) -> bytes:
-    return orjson.dumps(_member_json(entry, acl))
+    key = (id(entry), acl)
+    kept = _members_rendered.get(key)
+    if kept is not None and kept[0] is entry:
+        return kept[1]
+    if len(_members_rendered) >= _KEPT_RENDERED:
+        _members_rendered.clear()
+    rendered = orjson.dumps(_member_json(entry, acl))
+    _members_rendered[key] = (entry, rendered)
+    return rendered
+
+
+# Renderings of immutable objects, found by the object itself: a frozen dataclass hashes every
+# field each time it is looked up (a member entry its dozen tags). Each keeps its object, whose id
+# is then never another's.
+_KEPT_RENDERED = 4096
+_members_rendered: dict[tuple[int, bool], tuple[MemberEntry, bytes]] = {}
+_configurations_rendered: dict[int, tuple[tuple[ConfigServer, ...], str]] = {}
 
 
 def _agent_members(ctx: _Ctx) -> Result:

@@ -190,6 +190,10 @@ class _Route:
     filtered: bool = False  # list endpoint: anonymous callers get an empty list instead of 403
 
 
+def _allowed(route: _Route) -> str:
+    return ",".join(("OPTIONS", *route.methods))
+
+
 def _json_body(value: Any, req: ApiRequest) -> bytes:
     if req.has("pretty"):
         return (json.dumps(value, indent=4, ensure_ascii=False) + "\n").encode()
@@ -285,9 +289,9 @@ class AgentApi:
     def _dispatch(self, node: Node, req: ApiRequest, may_block: bool, jitter: bool = True) -> Result:
         route, tail = self._match(req.path)
         if req.method == "OPTIONS":
-            return ApiResponse(200, b"", {"Allow": ",".join(("OPTIONS", *route.methods))})
+            return ApiResponse(200, b"", {"Allow": _allowed(route)})
         if req.method not in route.methods:
-            raise ApiError(405, f"method {req.method} not allowed", {"Allow": ",".join(("OPTIONS", *route.methods))})
+            raise ApiError(405, f"method {req.method} not allowed", {"Allow": _allowed(route)})
         anonymous = route.acl is not None and self._authenticate(req)
         if anonymous and route.acl is not None and not route.filtered:
             raise ApiError(

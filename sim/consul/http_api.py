@@ -646,11 +646,18 @@ def _agent_self(ctx: _Ctx) -> Result:
     else:
         known = sum(1 for m in members if m.is_server and m.status == MemberStatus.ALIVE)
         stats["consul"] = {"acl": acl, "known_servers": str(known), "server": "false"}
+    failed = left = 0
+    for m in members:  # one pass: the pool can be thousands of members
+        status = m.status
+        if status == _FAILED:
+            failed += 1
+        elif status == _LEFT:
+            left += 1
     stats["serf_lan"] = {
         "encrypted": "false",
-        "failed": str(sum(1 for m in members if m.status == MemberStatus.FAILED)),
+        "failed": str(failed),
         "health_score": "0",
-        "left": str(sum(1 for m in members if m.status == MemberStatus.LEFT)),
+        "left": str(left),
         "members": str(len(members)),
     }
     stats["runtime"] = _RUNTIME
@@ -668,6 +675,7 @@ def _agent_self(ctx: _Ctx) -> Result:
     return ApiResponse(200, body, {"Content-Type": "application/json"})
 
 
+_FAILED, _LEFT = MemberStatus.FAILED, MemberStatus.LEFT
 _AGENT_SELF_END = b',"Meta":{"consul-network-segment":""}}'
 
 

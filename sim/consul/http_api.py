@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote
 
 import httpx
@@ -601,14 +601,10 @@ def _configuration_text(config: tuple[ConfigServer, ...]) -> str:
     kept = _configurations_rendered.get(id(config))
     if kept is not None and kept[0] is config:
         return kept[1]
-    if len(_configurations_rendered) >= _KEPT_RENDERED:
-        _configurations_rendered.clear()
     servers = " ".join(
         f"{{Suffrage:{'Voter' if s.voter else 'Nonvoter'} ID:{s.id} Address:{s.address}}}" for s in config
     )
-    text = f"[{servers}]"
-    _configurations_rendered[id(config)] = (config, text)
-    return text
+    return _keep(_configurations_rendered, id(config), config, f"[{servers}]")
 
 
 # handlers -------------------------------------------------------------------------------------
@@ -713,11 +709,7 @@ def _member_json_bytes(entry: MemberEntry, acl: bool) -> bytes:
     kept = _members_rendered.get(key)
     if kept is not None and kept[0] is entry:
         return kept[1]
-    if len(_members_rendered) >= _KEPT_RENDERED:
-        _members_rendered.clear()
-    rendered = orjson.dumps(_member_json(entry, acl))
-    _members_rendered[key] = (entry, rendered)
-    return rendered
+    return _keep(_members_rendered, key, entry, orjson.dumps(_member_json(entry, acl)))
 
 
 # Renderings of immutable objects, found by the object itself: a frozen dataclass hashes every
@@ -726,6 +718,19 @@ def _member_json_bytes(entry: MemberEntry, acl: bool) -> bytes:
 _KEPT_RENDERED = 4096
 _members_rendered: dict[tuple[int, bool], tuple[MemberEntry, bytes]] = {}
 _configurations_rendered: dict[int, tuple[tuple[ConfigServer, ...], str]] = {}
+_Key = TypeVar("_Key")
+_Source = TypeVar("_Source")
+_Rendered = TypeVar("_Rendered")
+
+
+def _keep(
+    kept: dict[_Key, tuple[_Source, _Rendered]], key: _Key, rendered_from: _Source, rendered: _Rendered
+) -> _Rendered:
+    """Keep `rendered` under `key`, with the object it was rendered from (a bounded store)."""
+    if len(kept) >= _KEPT_RENDERED:
+        kept.clear()
+    kept[key] = (rendered_from, rendered)
+    return rendered
 
 
 def _agent_members(ctx: _Ctx) -> Result:
@@ -771,15 +776,13 @@ def _catalog_nodes(ctx: _Ctx) -> Result:
     return ctx.api.query(ctx, "nodes", render, filtered=ctx.anonymous)
 
 
-def _checks(fsm: Fsm, keep: Callable[[CheckRow], bool]) -> list[dict[str, Any]]:
-    return [_check_json(fsm.checks[name]) for name in sorted(fsm.checks) if keep(fsm.checks[name])]
-
-
-def _checks_in(fsm: Fsm, state: str) -> list[dict[str, Any]]:
-    """`_checks` of one state: every keeper's blocking health query is answered from it, and the
-    rows are compared without a call each."""
+def _checks(fsm: Fsm, *, state: str = "any", node: str | None = None) -> list[dict[str, Any]]:
+    """The checks in `state` ("any": all) of `node` (None: every node), by name. Every keeper's
+    blocking health query is answered from here: the rows are compared without a call each."""
     checks = fsm.checks
-    names = sorted(checks) if state == "any" else sorted(name for name, c in checks.items() if c.status == state)
+    names = sorted(
+        name for name, c in checks.items() if (state == "any" or c.status == state) and (node is None or c.node == node)
+    )
     return [_check_json(checks[name]) for name in names]
 
 
@@ -789,7 +792,7 @@ def _health_state(ctx: _Ctx) -> Result:
         raise ApiError(400, "Missing check state")
 
     def render(srv: RaftServer) -> list[dict[str, Any]]:
-        return _checks_in(srv.fsm, state)
+        return _checks(srv.fsm, state=state)
 
     return ctx.api.query(ctx, "checks", render, filtered=ctx.anonymous)
 
@@ -800,7 +803,7 @@ def _health_node(ctx: _Ctx) -> Result:
         raise ApiError(400, "Missing node name")
 
     def render(srv: RaftServer) -> list[dict[str, Any]]:
-        return _checks(srv.fsm, lambda c: c.node == name)
+        return _checks(srv.fsm, node=name)
 
     return ctx.api.query(ctx, "checks", render, filtered=ctx.anonymous)
 
